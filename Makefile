@@ -1,0 +1,48 @@
+# trademesh: `make run` starts the mesh and a demo; `make test` runs the tests.
+# Both install what they need first (a .venv with the project and its tools).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install protos protos-check run test lint format clean
+
+help:
+	@echo "make run           install, start every service, run a demo, keep serving until Ctrl-C"
+	@echo "make test          install, check generated code and lint, run the tests"
+	@echo "make protos        regenerate Python code from protos/ (grpcio-tools)"
+	@echo "make lint | clean  ruff; remove the venv, state and caches"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+protos: $(STAMP)
+	$(PY) protos/generate.py
+
+protos-check: $(STAMP)
+	$(PY) protos/generate.py --check
+
+run: $(STAMP)
+	$(PY) -m services.launcher
+
+test: $(STAMP) protos-check lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,128 @@
+from trading.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReserveRequest(_message.Message):
+    __slots__ = ("reservation_id", "account_id", "symbol", "side", "quantity", "price")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    account_id: str
+    symbol: str
+    side: _common_pb2.Side
+    quantity: int
+    price: int
+    def __init__(self, reservation_id: _Optional[str] = ..., account_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., quantity: _Optional[int] = ..., price: _Optional[int] = ...) -> None: ...
+
+class Reservation(_message.Message):
+    __slots__ = ("reservation_id", "account_id", "symbol", "side", "open_quantity", "price", "reserved_cash")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    OPEN_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_CASH_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    account_id: str
+    symbol: str
+    side: _common_pb2.Side
+    open_quantity: int
+    price: int
+    reserved_cash: int
+    def __init__(self, reservation_id: _Optional[str] = ..., account_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., open_quantity: _Optional[int] = ..., price: _Optional[int] = ..., reserved_cash: _Optional[int] = ...) -> None: ...
+
+class ReserveResponse(_message.Message):
+    __slots__ = ("reservation", "replayed")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    reservation: Reservation
+    replayed: bool
+    def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("reservation_id",)
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseResponse(_message.Message):
+    __slots__ = ("released_quantity", "released_cash")
+    RELEASED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_CASH_FIELD_NUMBER: _ClassVar[int]
+    released_quantity: int
+    released_cash: int
+    def __init__(self, released_quantity: _Optional[int] = ..., released_cash: _Optional[int] = ...) -> None: ...
+
+class ApplyFillRequest(_message.Message):
+    __slots__ = ("reservation_id", "trade_id", "price", "quantity")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    trade_id: str
+    price: int
+    quantity: int
+    def __init__(self, reservation_id: _Optional[str] = ..., trade_id: _Optional[str] = ..., price: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class ApplyFillResponse(_message.Message):
+    __slots__ = ("account", "replayed")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    replayed: bool
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class GetAccountRequest(_message.Message):
+    __slots__ = ("account_id",)
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    def __init__(self, account_id: _Optional[str] = ...) -> None: ...
+
+class RiskLimits(_message.Message):
+    __slots__ = ("max_order_quantity", "max_order_notional", "max_position")
+    MAX_ORDER_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_ORDER_NOTIONAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_POSITION_FIELD_NUMBER: _ClassVar[int]
+    max_order_quantity: int
+    max_order_notional: int
+    max_position: int
+    def __init__(self, max_order_quantity: _Optional[int] = ..., max_order_notional: _Optional[int] = ..., max_position: _Optional[int] = ...) -> None: ...
+
+class Position(_message.Message):
+    __slots__ = ("symbol", "quantity", "reserved_buy", "reserved_sell")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_BUY_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_SELL_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    quantity: int
+    reserved_buy: int
+    reserved_sell: int
+    def __init__(self, symbol: _Optional[str] = ..., quantity: _Optional[int] = ..., reserved_buy: _Optional[int] = ..., reserved_sell: _Optional[int] = ...) -> None: ...
+
+class Account(_message.Message):
+    __slots__ = ("account_id", "cash", "reserved_cash", "buying_power", "positions", "limits")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    CASH_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_CASH_FIELD_NUMBER: _ClassVar[int]
+    BUYING_POWER_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    cash: int
+    reserved_cash: int
+    buying_power: int
+    positions: _containers.RepeatedCompositeFieldContainer[Position]
+    limits: RiskLimits
+    def __init__(self, account_id: _Optional[str] = ..., cash: _Optional[int] = ..., reserved_cash: _Optional[int] = ..., buying_power: _Optional[int] = ..., positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ..., limits: _Optional[_Union[RiskLimits, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""trademesh services: pure domain modules with thin gRPC (and REST) adapters."""

@@ -1,0 +1,1 @@
+"""Server interceptors, one concern per module, chained by services/runtime/server.py."""

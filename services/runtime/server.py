@@ -1,0 +1,160 @@
+"""Builds, runs and drains one trademesh grpc.aio server.
+
+Every service runs on this: its servicers plus grpc.health.v1 (per service name),
+reflection, the interceptor chain, keepalive and message-size limits, and a
+graceful drain on SIGTERM/SIGINT:
+
+    NOT_SERVING -> stop accepting calls -> in-flight calls finish within the
+    grace period (then are cancelled) -> the service's resources close -> exit 0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+
+from services.runtime.interceptors.domain_errors import DomainErrorInterceptor
+from services.runtime.logs import configure_logging
+from services.runtime.reflection import enable_reflection
+from services.runtime.settings import ServerSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServerSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBinding:
+    """One servicer and how to add it; `name` is the full proto service name
+    ("trading.v1.RiskService"), used for health status and reflection."""
+
+    name: str
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+
+# Builds a process's servicers inside its event loop, after any fork, and closes
+# their resources (channels, files, tasks) on exit.
+ServiceFactory = Callable[[S], AbstractAsyncContextManager[Sequence[ServiceBinding]]]
+
+
+def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        # Let clients keep idle connections alive with pings every >= 5 s (their
+        # default in services/runtime/channels.py is 30 s), and ping clients too.
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # grpc turns SO_REUSEPORT on by default on Linux, which lets a second
+        # server silently share a port by mistake. Only workers share on purpose.
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+    ]
+
+
+class MeshServer:
+    """A started grpc.aio server with health and reflection; drain() ends it."""
+
+    def __init__(self, settings: ServerSettings, bindings: Sequence[ServiceBinding]) -> None:
+        self.settings = settings
+        self.bindings = tuple(bindings)
+        self.health = health_aio.HealthServicer()
+        # Innermost last: grpc.aio applies interceptors in list order.
+        self.server = grpc.aio.server(
+            interceptors=[DomainErrorInterceptor()],
+            options=server_options(settings),
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+        for binding in self.bindings:
+            binding.add_to_server(binding.servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        enable_reflection([b.name for b in self.bindings] + [health.SERVICE_NAME], self.server)
+        self.port = self.server.add_insecure_port(settings.address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {settings.address}: address in use or not local")
+
+    @property
+    def address(self) -> str:
+        host = self.settings.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", *(b.name for b in self.bindings)):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _LOGGER.info("serving %s on %s", ", ".join(b.name for b in self.bindings), self.address)
+
+    async def drain(self, grace_seconds: float | None = None) -> None:
+        """NOT_SERVING for every name (Watch streams see it), then stop."""
+        grace = self.settings.grace_seconds if grace_seconds is None else grace_seconds
+        _LOGGER.info("draining: NOT_SERVING, finishing in-flight calls within %.1f s", grace)
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        _LOGGER.info("stopped")
+
+
+@asynccontextmanager
+async def serving(
+    services: ServiceFactory[S] | Sequence[ServiceBinding],
+    settings: S | ServerSettings | None = None,
+) -> AsyncIterator[str]:
+    """Runs a server in this event loop for the duration of the block and yields
+    its address. The full runtime is on; tests use this to call real servers."""
+    settings = settings or ServerSettings(port=0)
+    async with contextlib.AsyncExitStack() as stack:
+        if callable(services):
+            bindings = await stack.enter_async_context(services(settings))  # type: ignore[arg-type]
+        else:
+            bindings = services
+        server = MeshServer(settings, bindings)
+        await server.start()
+        try:
+            yield server.address
+        finally:
+            await server.drain(grace_seconds=0.5)
+
+
+async def serve(settings: S, factory: ServiceFactory[S]) -> None:
+    """Serves until SIGTERM or SIGINT, then drains gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with factory(settings) as bindings:
+        server = MeshServer(settings, bindings)
+        await server.start()
+        await stop.wait()
+        await server.drain()
+
+
+def run_worker(settings: S, factory: ServiceFactory[S]) -> int:
+    """Entry point of one serving process: one event loop, grpc.aio throughout."""
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings, factory))
+    except OSError as exc:
+        _LOGGER.error("%s", exc)
+        return 1
+    return 0
+
+
+def run(settings: S, factory: ServiceFactory[S]) -> int:
+    """Serves with `settings.workers` processes; returns the exit code."""
+    if settings.workers == 1:
+        return run_worker(settings, factory)
+    from services.runtime.workers import run_workers
+
+    configure_logging(settings.log_level)
+    return run_workers(settings, lambda s: run_worker(s, factory))

@@ -1,0 +1,60 @@
+"""Typed process settings: one object per process, from flags and environment.
+
+Every service subclasses `ServerSettings`, adding its own fields and an
+environment prefix (TRADEMESH_RISK_, ...). Flags are the field names in kebab
+case (`--grace-seconds 5`); a flag wins over the environment, which wins over the
+default. Ranges live beside the defaults, so a bad value fails at start-up with a
+sentence that names the setting.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TypeVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class ServerSettings(BaseSettings):
+    """What every trademesh server process needs, whatever service it runs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRADEMESH_",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
+
+    host: str = Field("127.0.0.1", description="address to listen on ('::' or '0.0.0.0' for all)")
+    port: int = Field(0, ge=0, le=65535, description="port to listen on; 0 picks a free one")
+    workers: int = Field(
+        1, ge=1, le=64, description="processes sharing the port (SO_REUSEPORT), e.g. one per core"
+    )
+    grace_seconds: float = Field(
+        10.0, ge=0, description="on SIGTERM, how long in-flight calls may finish before cancel"
+    )
+    max_message_bytes: int = Field(
+        4 * MiB, ge=64 * 1024, description="largest message the server sends or receives"
+    )
+    max_concurrent_rpcs: int | None = Field(
+        None, ge=1, description="calls in flight per process before new ones get RESOURCE_EXHAUSTED"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+S = TypeVar("S", bound=ServerSettings)
+
+
+def load_settings(cls: type[S], argv: Sequence[str] | None = None) -> S:
+    """Builds `cls` from command-line flags (default: sys.argv) and environment."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return CliApp.run(cls, cli_args=args)
