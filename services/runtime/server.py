@@ -81,9 +81,15 @@ class MeshServer:
             binding.add_to_server(binding.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection([b.name for b in self.bindings] + [health.SERVICE_NAME], self.server)
-        self.port = self.server.add_insecure_port(settings.address)
+        try:
+            self.port = self.server.add_insecure_port(settings.address)
+        except RuntimeError:  # grpc raises this when the bind fails
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {settings.address}: address in use or not local")
+            raise OSError(
+                f"cannot listen on {settings.address}: the port is in use or the address is "
+                "not local (choose another --port or --host)"
+            )
 
     @property
     def address(self) -> str:

