@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -55,6 +55,18 @@ S = TypeVar("S", bound=ServerSettings)
 
 
 def load_settings(cls: type[S], argv: Sequence[str] | None = None) -> S:
-    """Builds `cls` from command-line flags (default: sys.argv) and environment."""
+    """Builds `cls` from command-line flags (default: sys.argv) and environment.
+
+    A bad value ends the process with exit code 2 and one line per problem, naming
+    the setting, instead of a traceback.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    return CliApp.run(cls, cli_args=args)
+    try:
+        return CliApp.run(cls, cli_args=args)
+    except ValidationError as exc:
+        problems = [
+            f"  {'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        print("invalid settings:", *problems, sep="\n", file=sys.stderr)
+        raise SystemExit(2) from None
