@@ -1,0 +1,20 @@
+"""Runs RiskService: pre-trade limits by account, on port 50052 by default.
+
+python -m services.risk --port 50052 --initial-cash 1000000000
+"""
+
+from __future__ import annotations
+
+from services.risk.app import RiskSettings, build_services
+from services.runtime.server import run
+from services.runtime.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings(RiskSettings)
+    # One worker only: the accounts live in this process (RiskSettings refuses more).
+    raise SystemExit(run(settings, build_services))
+
+
+if __name__ == "__main__":
+    main()
