@@ -9,6 +9,7 @@ vocabulary both transports share.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -90,6 +91,12 @@ class Violations:
 
     def __bool__(self) -> bool:
         return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[FieldViolation]:
+        return iter(self._items)
 
     def raise_if_any(self) -> None:
         if self._items:

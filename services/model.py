@@ -86,7 +86,7 @@ def parse_order_spec(
     """Checks the order fields every service shares, adding one violation per
     problem (field names get `prefix`, e.g. "orders[3]."). Returns the spec, with
     an unspecified time in force resolved, or None if anything was wrong."""
-    start = bool(violations)
+    found_before = len(violations)  # the caller may have collected some already
     instrument: Instrument | None = None
     if not symbol:
         violations.add(prefix + "symbol", "is required")
@@ -136,6 +136,6 @@ def parse_order_spec(
                     f"must be within the price band {instrument.min_price}.."
                     f"{instrument.max_price} for {symbol}",
                 )
-    if bool(violations) != start or instrument is None or order_type is None or tif is None:
+    if len(violations) != found_before or instrument is None or order_type is None or tif is None:
         return None
     return OrderSpec(symbol, Side(side), order_type, tif, quantity, price)

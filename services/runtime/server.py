@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,11 +37,17 @@ S = TypeVar("S", bound=ServerSettings)
 @dataclass(frozen=True, slots=True)
 class ServiceBinding:
     """One servicer and how to add it; `name` is the full proto service name
-    ("trading.v1.RiskService"), used for health status and reflection."""
+    ("trading.v1.RiskService"), used for health status and reflection.
+
+    `on_drain` runs once the server has stopped accepting calls: it ends what
+    would otherwise hold the drain for the whole grace period, such as
+    long-lived streams whose clients will reconnect elsewhere.
+    """
 
     name: str
     servicer: Any
     add_to_server: Callable[[Any, grpc.aio.Server], None]
+    on_drain: Callable[[], Awaitable[None] | None] | None = None
 
 
 # Builds a process's servicers inside its event loop, after any fork, and closes
@@ -107,7 +114,14 @@ class MeshServer:
         grace = self.settings.grace_seconds if grace_seconds is None else grace_seconds
         _LOGGER.info("draining: NOT_SERVING, finishing in-flight calls within %.1f s", grace)
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        stopping = asyncio.create_task(self.server.stop(grace))
+        await asyncio.sleep(0)  # let stop() refuse new calls before the hooks run
+        for binding in self.bindings:
+            if binding.on_drain is not None:
+                result = binding.on_drain()
+                if inspect.isawaitable(result):
+                    await result
+        await stopping
         _LOGGER.info("stopped")
 
 

@@ -1,0 +1,1 @@
+"""The MatchingEngine service: price-time priority order books and their event feed."""
