@@ -79,7 +79,9 @@ class MarketDataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamTrades(self, request, context):
-        """Every trade in the requested symbols from now on.
+        """Every trade in the requested symbols from now on. This is the public tape:
+        account and order ids are left empty (owners see their fills through
+        OrderService.StreamOrderEvents).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,253 @@
+"""Follows the matching engine's event feed (MatchingEngine.StreamEvents) and
+turns each event into quote-board updates and fanout publications.
+
+A background task keeps one StreamEvents call open to the engine. When the
+stream ends or fails it reconnects with capped exponential backoff (`Backoff`):
+0.1 s doubling to 5 s, each delay jittered by ±20% (gRPC's own connection-backoff
+jitter) so the workers of every market-data instance do not reconnect in step.
+Each attempt uses a fresh channel, so this backoff is the only one at play. It logs
+one line per state change (connected, lost with its reason and the next delay),
+never one per event or per identical failed attempt.
+
+Trades are never skipped silently (see fanout.py), so when a reconnected feed
+does not continue exactly where the last one stopped (its first event has another
+sequence than the last one applied: the engine moved on, or restarted, in
+between), trades may have been lost and every StreamTrades subscriber is ended
+with UNAVAILABLE and asked to resubscribe. Quote subscribers need nothing: the
+engine's start-of-stream quotes bring the board, and them, up to date.
+
+Health while the feed is down: the service stays SERVING. It still answers from
+the last known quotes; every instance follows the same engine, so reporting
+NOT_SERVING would make balancers eject all of them at once and turn stale quotes
+into no quotes; and a stale quote shows its age in `timestamp_ns`. Operators see
+the outage in the log and in `MatchingFeed.connected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from types import TracebackType
+
+import grpc
+
+from services.errors import Unavailable
+from services.marketdata.grpc_adapter import MarketDataFanout, quote_from_proto, quote_to_proto
+from services.marketdata.quotes import QuoteBoard
+from services.runtime.channels import open_channel
+from trading.v1 import matching_pb2, matching_pb2_grpc
+
+_LOGGER = logging.getLogger(__name__)
+_PRIVATE_TRADE_FIELDS = ("maker_order_id", "taker_order_id", "maker_account_id", "taker_account_id")
+
+
+class Backoff:
+    """Capped exponential backoff with jitter: `initial` seconds, doubling up to
+    `maximum`, each delay spread by +-`jitter` (gRPC's connection backoff uses
+    20%) so the workers of every instance do not reconnect in step."""
+
+    __slots__ = ("_delay", "_random", "initial", "jitter", "maximum")
+
+    def __init__(
+        self,
+        initial: float = 0.1,
+        maximum: float = 5.0,
+        jitter: float = 0.2,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        if not 0 < initial <= maximum:
+            raise ValueError(f"backoff needs 0 < initial <= maximum, got {initial}, {maximum}")
+        self.initial, self.maximum, self.jitter = initial, maximum, jitter
+        self._random = random
+        self._delay = initial
+
+    def next_delay(self) -> float:
+        delay = self._delay * (1 + self.jitter * (2 * self._random() - 1))
+        self._delay = min(self._delay * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._delay = self.initial
+
+
+class MatchingFeed:
+    """Applies every event of the engine at `address` to `board` and publishes
+    the results to `fanout`. Use as `async with feed:` or start()/stop()."""
+
+    def __init__(
+        self,
+        address: str,
+        board: QuoteBoard,
+        fanout: MarketDataFanout,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.address = address
+        self._board = board
+        self._fanout = fanout
+        self._backoff = backoff or Backoff()
+        self._task: asyncio.Task[None] | None = None
+        self._connected = False
+        # Symbols whose start-of-stream quote this connection has delivered.
+        self._synced: set[str] = set()
+        # Sequence of the last event received: where a reconnected feed must go on.
+        self._sequence = 0
+
+    @property
+    def connected(self) -> bool:
+        """True while a stream to the engine is open and delivering events."""
+        return self._connected
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("MatchingFeed.start() called twice; use one feed per start")
+        self._task = asyncio.create_task(self._follow(), name=f"matching-feed {self.address}")
+        self._task.add_done_callback(self._on_done)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        # wait() does not raise the task's own error: _on_done has logged it.
+        await asyncio.wait([task])
+        self._connected = False
+
+    async def __aenter__(self) -> MatchingFeed:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def apply(self, event: matching_pb2.MarketEvent) -> None:
+        """Hot path, once per feed event: update the board, publish what changed.
+
+        The first quote of each symbol on a connection is the engine's current
+        quote (the feed starts with one per symbol) and is applied as a snapshot;
+        later ones are live book-top changes.
+        """
+        board, fanout = self._board, self._fanout
+        if event.HasField("trade"):
+            trade = event.trade
+            symbol = trade.symbol
+            self._sequence = trade.sequence
+            quote = board.apply_trade(
+                symbol, trade.price, trade.quantity, trade.timestamp_ns, trade.sequence
+            )
+            if quote is not None:
+                # The public tape names no accounts or orders: those stay with
+                # the order service, which reports fills to their owners.
+                for private in _PRIVATE_TRADE_FIELDS:
+                    trade.ClearField(private)
+                fanout.publish_trade(symbol, trade)
+                fanout.publish_quote(symbol, quote_to_proto(quote))
+        elif event.HasField("quote"):
+            message = event.quote
+            symbol = message.symbol
+            self._sequence = message.sequence
+            if symbol in self._synced:
+                quote = board.apply_book_top(
+                    symbol,
+                    message.bid_price,
+                    message.bid_quantity,
+                    message.ask_price,
+                    message.ask_quantity,
+                    message.timestamp_ns,
+                    message.sequence,
+                )
+            else:
+                self._synced.add(symbol)
+                quote = board.apply_snapshot(quote_from_proto(message))
+            if quote is not None:
+                fanout.publish_quote(symbol, quote_to_proto(quote))
+
+    async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = self._backoff
+        last_reason: str | None = None
+        while True:
+            started = loop.time()
+            reason = await self._stream_once()
+            state = "unreachable"
+            if self._connected:
+                self._connected = False
+                state, last_reason = "lost", None
+                # A connection that lived a while starts the backoff afresh; one
+                # that drops at once (a flapping engine) keeps backing off.
+                if loop.time() - started >= backoff.maximum:
+                    backoff.reset()
+            delay = backoff.next_delay()
+            if reason != last_reason:
+                _LOGGER.warning(
+                    "matching feed %s %s: %s; reconnecting in %.2f s",
+                    self.address,
+                    state,
+                    reason,
+                    delay,
+                )
+                last_reason = reason
+            else:  # the same failure again: not a state change
+                _LOGGER.debug(
+                    "matching feed %s still %s; next try in %.2f s", self.address, reason, delay
+                )
+            await asyncio.sleep(delay)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Only a bug gets here (stream failures are retried): say it loudly,
+            # the service now serves frozen quotes.
+            self._connected = False
+            _LOGGER.error(
+                "matching feed %s stopped by an unexpected error; quotes are frozen",
+                self.address,
+                exc_info=task.exception(),
+            )
+
+    def _check_continuity(self, first: matching_pb2.MarketEvent) -> None:
+        """Ends the trade streams if events may have been missed before `first`."""
+        message = first.trade if first.HasField("trade") else first.quote
+        if message.sequence == self._sequence:
+            return
+        streams = self._fanout.trade_subscribers
+        if streams:
+            _LOGGER.warning(
+                "matching feed %s gap: resumed at sequence %d after %d; ending %d trade streams",
+                self.address,
+                message.sequence,
+                self._sequence,
+                streams,
+            )
+        self._fanout.close_trades(
+            Unavailable(
+                "market data missed the matching engine's feed between sequence "
+                f"{self._sequence} and {message.sequence}, so trades may be missing; resubscribe"
+            )
+        )
+
+    async def _stream_once(self) -> str:
+        """Follows one StreamEvents call until it ends; returns why it ended."""
+        self._synced = set()
+        channel = open_channel(self.address)
+        try:
+            stub = matching_pb2_grpc.MatchingEngineStub(channel)
+            call = stub.StreamEvents(matching_pb2.StreamEventsRequest())  # all symbols
+            apply = self.apply
+            async for event in call:
+                if not self._connected:
+                    self._connected = True
+                    _LOGGER.info("matching feed %s connected", self.address)
+                    self._check_continuity(event)
+                apply(event)
+            return "the engine ended the stream"
+        except grpc.aio.AioRpcError as err:
+            return f"{err.code().name}: {err.details()}"
+        finally:
+            await channel.close()
