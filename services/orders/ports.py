@@ -1,0 +1,91 @@
+"""What OrderService needs from RiskService and the MatchingEngine, transport-free.
+
+The saga in placement.py is written against these Protocols; downstream.py
+implements them over gRPC, and tests wrap the other services' domain objects in
+small in-process implementations. Every method raises services.errors
+DomainErrors: a refusal keeps its own class (FailedPrecondition for a risk
+limit...), and anything that leaves the outcome unknown (unreachable service,
+deadline) is Unavailable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.model import OrderSpec, OrderStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What RiskService holds for one order after a Reserve."""
+
+    reservation_id: str
+    open_quantity: int
+    reserved_cash: int
+    replayed: bool  # the reservation already existed: a retried call
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """What a Release gave back (0 and 0 when nothing was left)."""
+
+    quantity: int
+    cash: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One execution between a resting (maker) and an incoming (taker) order."""
+
+    trade_id: str
+    symbol: str
+    price: int  # the maker's price
+    quantity: int
+    maker_order_id: str
+    taker_order_id: str
+    maker_account_id: str
+    taker_account_id: str
+    timestamp_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """The engine's report of one order's (first) submission."""
+
+    order_id: str
+    status: OrderStatus
+    filled_quantity: int
+    resting_quantity: int
+    trades: tuple[Trade, ...]
+
+
+class RiskPort(Protocol):
+    async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
+        """Holds buying power / position capacity; idempotent on reservation_id.
+        FailedPrecondition names the limit an order would breach."""
+        ...
+
+    async def release(self, reservation_id: str) -> Released:
+        """Gives back what the reservation still holds; idempotent. An id never
+        reserved is remembered, so a late Reserve of it is refused."""
+        ...
+
+    async def apply_fill(
+        self, *, reservation_id: str, trade_id: str, price: int, quantity: int
+    ) -> bool:
+        """Books one fill against its reservation; idempotent on (reservation_id,
+        trade_id). Returns True when it had been applied before."""
+        ...
+
+
+class MatchingPort(Protocol):
+    async def submit(self, *, order_id: str, account_id: str, spec: OrderSpec) -> Execution:
+        """Matches an order; idempotent on order_id (a repeat returns the first
+        report), and an id canceled before it arrived is never booked."""
+        ...
+
+    async def cancel(self, *, symbol: str, order_id: str) -> int:
+        """Takes an order's rest off the book; returns the quantity removed (0 when
+        nothing rests, or the id is unseen: it will then never be booked)."""
+        ...

@@ -1,0 +1,359 @@
+"""SQLite persistence of orders and fills: the system of record.
+
+One file, shared by every worker process of one OrderService (WAL mode lets
+readers run beside the one writer; busy_timeout makes a writer wait its turn
+instead of failing). Calls are synchronous and run directly on the event loop
+thread, not in a thread pool: with WAL each one is sub-millisecond, far less than
+a thread hop per call would cost, and running to completion without an await is
+what makes a read-check-write sequence atomic within the process. A placement's
+writes are grouped into one `transaction()` (BEGIN IMMEDIATE takes the write lock
+up front, so a concurrent worker waits at BEGIN rather than failing at COMMIT);
+never await inside one, or the write lock is held across the await.
+
+Two outbox columns record what RiskService has not confirmed yet:
+`fills.risk_state` (the fill still to be applied) and `orders.release_state` (the
+reservation's rest still to be released once the order is settled).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from services.model import OrderSpec, OrderStatus, OrderType, Side, TimeInForce
+from services.orders.lifecycle import Fill, Order
+
+
+class Outbox(IntEnum):
+    """Where a risk call recorded in an outbox column stands."""
+
+    DUE = 0  # not confirmed yet: the settle pass (and the retry loop) will send it
+    DONE = 1
+    FAILED = 2  # refused for good by RiskService; logged, never retried
+
+
+# Statements run one by one inside one transaction (executescript() would commit
+# first), so two workers starting together create the schema once.
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS orders (
+        order_id          TEXT PRIMARY KEY,
+        account_id        TEXT NOT NULL,
+        client_order_id   TEXT NOT NULL,
+        symbol            TEXT NOT NULL,
+        side              INTEGER NOT NULL,
+        type              INTEGER NOT NULL,
+        time_in_force     INTEGER NOT NULL,
+        quantity          INTEGER NOT NULL,
+        price             INTEGER NOT NULL,
+        status            INTEGER,  -- NULL while pending
+        filled_quantity   INTEGER NOT NULL DEFAULT 0,
+        filled_notional   INTEGER NOT NULL DEFAULT 0,
+        canceled_quantity INTEGER NOT NULL DEFAULT 0,
+        reject_reason     TEXT NOT NULL DEFAULT '',
+        error_code        TEXT NOT NULL DEFAULT '',
+        created_at_ns     INTEGER NOT NULL,
+        updated_at_ns     INTEGER NOT NULL,
+        release_state     INTEGER NOT NULL DEFAULT 0,
+        -- The idempotency key. The in-process dedupe comes first; this is the
+        -- last line of defence when two workers race on one key.
+        UNIQUE (account_id, client_order_id)
+    )""",
+    # ListOrders: newest first per account, optionally by symbol or by status.
+    """CREATE INDEX IF NOT EXISTS orders_by_account
+        ON orders (account_id, created_at_ns DESC, order_id DESC)""",
+    """CREATE INDEX IF NOT EXISTS orders_by_account_symbol
+        ON orders (account_id, symbol, created_at_ns DESC, order_id DESC)""",
+    """CREATE INDEX IF NOT EXISTS orders_by_account_status
+        ON orders (account_id, status, created_at_ns DESC, order_id DESC)""",
+    # Recovery and the release outbox scan only the few rows they need.
+    "CREATE INDEX IF NOT EXISTS orders_pending ON orders (updated_at_ns) WHERE status IS NULL",
+    """CREATE INDEX IF NOT EXISTS orders_release_due
+        ON orders (updated_at_ns) WHERE release_state = 0 AND status IN (3, 4, 5)""",
+    """CREATE TABLE IF NOT EXISTS fills (
+        trade_id     TEXT NOT NULL,
+        order_id     TEXT NOT NULL REFERENCES orders (order_id),
+        price        INTEGER NOT NULL,
+        quantity     INTEGER NOT NULL,
+        aggressor    INTEGER NOT NULL,
+        timestamp_ns INTEGER NOT NULL,
+        risk_state   INTEGER NOT NULL DEFAULT 0,
+        -- One row per side of a trade: recording a fill twice is a no-op.
+        PRIMARY KEY (trade_id, order_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS fills_by_order ON fills (order_id, timestamp_ns)",
+    "CREATE INDEX IF NOT EXISTS fills_risk_due ON fills (order_id) WHERE risk_state = 0",
+)
+
+_ORDER_COLUMNS = (
+    "order_id, account_id, client_order_id, symbol, side, type, time_in_force, quantity, "
+    "price, status, filled_quantity, filled_notional, canceled_quantity, reject_reason, "
+    "error_code, created_at_ns, updated_at_ns"
+)
+_FILL_COLUMNS = "trade_id, order_id, price, quantity, aggressor, timestamp_ns"
+
+DEFAULT_BUSY_TIMEOUT_MS = 5_000
+
+
+def _order_row(order: Order) -> tuple[object, ...]:
+    spec = order.spec
+    return (
+        order.order_id,
+        order.account_id,
+        order.client_order_id,
+        spec.symbol,
+        int(spec.side),
+        int(spec.type),
+        int(spec.time_in_force),
+        spec.quantity,
+        spec.price,
+        None if order.status is None else int(order.status),
+        order.filled_quantity,
+        order.filled_notional,
+        order.canceled_quantity,
+        order.reject_reason,
+        order.error_code,
+        order.created_at_ns,
+        order.updated_at_ns,
+    )
+
+
+def _order_from_row(row: Sequence[Any]) -> Order:
+    (order_id, account_id, client_order_id, symbol, side, type_, tif, quantity, price) = row[:9]
+    (status, filled, notional, canceled, reason, code, created, updated) = row[9:17]
+    spec = OrderSpec(symbol, Side(side), OrderType(type_), TimeInForce(tif), quantity, price)
+    return Order(
+        order_id,
+        account_id,
+        client_order_id,
+        spec,
+        created,
+        updated,
+        None if status is None else OrderStatus(status),
+        filled,
+        notional,
+        canceled,
+        reason,
+        code,
+    )
+
+
+def _fill_from_row(row: Sequence[Any]) -> Fill:
+    trade_id, order_id, price, quantity, aggressor, timestamp_ns = row
+    return Fill(trade_id, order_id, price, quantity, bool(aggressor), timestamp_ns)
+
+
+class OrderStore:
+    """Orders and fills in one SQLite file; see the module doc for the threading rule."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # isolation_level=None: no implicit transactions; `transaction()` says where
+        # they begin and end.
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a commit survives a process crash; only a power loss
+        # can take back the last commits (never corrupting the file).
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        with self.transaction():
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of writes; commits on success, rolls back on any error."""
+        if self._db.in_transaction:
+            raise RuntimeError("OrderStore transactions do not nest; group the writes in one")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- orders ------------------------------------------------------------------
+
+    def insert(self, order: Order) -> Order:
+        """Stores a new order; returns it, or the order already holding its key."""
+        try:
+            self._db.execute(
+                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+                _order_row(order),
+            )
+        except sqlite3.IntegrityError:
+            existing = self.find(order.account_id, client_order_id=order.client_order_id)
+            if existing is None:  # not the idempotency key: a real bug
+                raise
+            return existing
+        return order
+
+    def update(self, order: Order) -> None:
+        """Writes an order's mutable fields (its identity and spec never change)."""
+        self._db.execute(
+            "UPDATE orders SET status = ?, filled_quantity = ?, filled_notional = ?, "
+            "canceled_quantity = ?, reject_reason = ?, error_code = ?, updated_at_ns = ? "
+            "WHERE order_id = ?",
+            (
+                None if order.status is None else int(order.status),
+                order.filled_quantity,
+                order.filled_notional,
+                order.canceled_quantity,
+                order.reject_reason,
+                order.error_code,
+                order.updated_at_ns,
+                order.order_id,
+            ),
+        )
+
+    def get(self, order_id: str) -> Order | None:
+        row = self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else _order_from_row(row)
+
+    def find(
+        self, account_id: str, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order | None:
+        """One of the account's orders, by order_id or by client_order_id."""
+        if order_id:
+            where, key = "order_id = ?", order_id
+        else:
+            where, key = "client_order_id = ?", client_order_id
+        row = self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE account_id = ? AND {where}",
+            (account_id, key),
+        ).fetchone()
+        return None if row is None else _order_from_row(row)
+
+    def page(
+        self,
+        account_id: str,
+        *,
+        symbol: str = "",
+        statuses: Sequence[OrderStatus] = (),
+        after: tuple[int, str] | None = None,
+        limit: int,
+    ) -> list[Order]:
+        """The account's orders newest first, from just after `after`
+        ((created_at_ns, order_id) of the previous page's last order)."""
+        clauses: list[str] = ["account_id = ?"]
+        params: list[Any] = [account_id]
+        if symbol:
+            clauses.append("symbol = ?")
+            params.append(symbol)
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params += [int(s) for s in statuses]
+        if after is not None:
+            clauses.append("(created_at_ns < ? OR (created_at_ns = ? AND order_id < ?))")
+            params += [after[0], after[0], after[1]]
+        rows = self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(clauses)} "
+            "ORDER BY created_at_ns DESC, order_id DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [_order_from_row(row) for row in rows]
+
+    def pending(self, *, updated_before_ns: int, limit: int = 100) -> list[Order]:
+        """Pending orders untouched since `updated_before_ns`, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status IS NULL AND updated_at_ns < ? "
+            "ORDER BY updated_at_ns LIMIT ?",
+            (updated_before_ns, limit),
+        ).fetchall()
+        return [_order_from_row(row) for row in rows]
+
+    # -- fills -------------------------------------------------------------------
+
+    def add_fill(self, fill: Fill) -> bool:
+        """Records a fill; False when this (trade_id, order_id) was recorded before."""
+        cursor = self._db.execute(
+            f"INSERT OR IGNORE INTO fills ({_FILL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                fill.trade_id,
+                fill.order_id,
+                fill.price,
+                fill.quantity,
+                int(fill.aggressor),
+                fill.timestamp_ns,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def has_fill(self, fill: Fill) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM fills WHERE trade_id = ? AND order_id = ?",
+            (fill.trade_id, fill.order_id),
+        ).fetchone()
+        return row is not None
+
+    def fills(self, order_id: str, *, aggressor_only: bool = False) -> list[Fill]:
+        """An order's fills in trade time order."""
+        only = " AND aggressor = 1" if aggressor_only else ""
+        rows = self._db.execute(
+            f"SELECT {_FILL_COLUMNS} FROM fills WHERE order_id = ?{only} ORDER BY timestamp_ns",
+            (order_id,),
+        ).fetchall()
+        return [_fill_from_row(row) for row in rows]
+
+    # -- the risk outbox ---------------------------------------------------------
+
+    def fills_due(self, limit: int = 500) -> list[Fill]:
+        """Fills RiskService has not confirmed yet."""
+        rows = self._db.execute(
+            f"SELECT {_FILL_COLUMNS} FROM fills WHERE risk_state = 0 LIMIT ?", (limit,)
+        ).fetchall()
+        return [_fill_from_row(row) for row in rows]
+
+    def mark_fill(self, fill: Fill, state: Outbox) -> None:
+        self._db.execute(
+            "UPDATE fills SET risk_state = ? WHERE trade_id = ? AND order_id = ?",
+            (int(state), fill.trade_id, fill.order_id),
+        )
+
+    def releases_due(self, order_ids: Iterable[str] | None = None, limit: int = 500) -> list[Order]:
+        """Settled orders whose reservation is still to be released, and none of
+        whose fills is still to be applied (a fill must reach risk first)."""
+        where = (
+            "o.release_state = 0 AND o.status IN (3, 4, 5) "
+            "AND o.filled_quantity + o.canceled_quantity = o.quantity "
+            "AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.order_id = o.order_id "
+            "AND f.risk_state = 0)"
+        )
+        params: list[object] = []
+        if order_ids is not None:
+            ids = list(order_ids)
+            if not ids:
+                return []
+            where += f" AND o.order_id IN ({', '.join('?' * len(ids))})"
+            params += ids
+        columns = ", ".join(f"o.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
+        rows = self._db.execute(
+            f"SELECT {columns} FROM orders o WHERE {where} LIMIT ?", (*params, limit)
+        ).fetchall()
+        return [_order_from_row(row) for row in rows]
+
+    def mark_release(self, order_id: str, state: Outbox) -> None:
+        self._db.execute(
+            "UPDATE orders SET release_state = ? WHERE order_id = ?", (int(state), order_id)
+        )
+
+    def outbox_backlog(self) -> int:
+        """Risk calls still due (fills, and releases of settled orders): for the retry loop."""
+        fills = self._db.execute("SELECT count(*) FROM fills WHERE risk_state = 0").fetchone()[0]
+        releases = self._db.execute(
+            "SELECT count(*) FROM orders WHERE release_state = 0 AND status IN (3, 4, 5) "
+            "AND filled_quantity + canceled_quantity = quantity"
+        ).fetchone()[0]
+        return int(fills) + int(releases)

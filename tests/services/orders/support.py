@@ -1,0 +1,174 @@
+"""In-process ports over the real RiskBook and MatchingEngine, with injectable faults,
+and a request builder, shared by the OrderService tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import TypeVar
+
+from services.errors import DomainError
+from services.matching.engine import MatchingEngine
+from services.model import OrderSpec
+from services.orders.placement import OrderRequest
+from services.orders.ports import Execution, Hold, Released, Trade
+from services.risk.accounts import RiskBook
+
+T = TypeVar("T")
+GRACE_SECONDS = 10.0
+
+
+class Faults:
+    """Planned failures per method: raised before the call (it never happened) or
+    after it (it happened, but the reply was lost), and gates that hold a reply."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, deque[tuple[DomainError, bool]]] = defaultdict(deque)
+        self._gates: dict[str, deque[asyncio.Event]] = defaultdict(deque)
+        self.calls: list[str] = []
+
+    def fail(self, method: str, error: DomainError, *, after_call: bool = False, times: int = 1):
+        self._plans[method].extend([(error, after_call)] * times)
+
+    def hold(self, method: str) -> asyncio.Event:
+        """The next call of `method` runs, then waits for the returned event."""
+        gate = asyncio.Event()
+        self._gates[method].append(gate)
+        return gate
+
+    async def run(self, method: str, call: Callable[[], T]) -> T:
+        self.calls.append(method)
+        await asyncio.sleep(0)  # a network hop: let other tasks run
+        plan = self._plans[method].popleft() if self._plans[method] else None
+        if plan is not None and not plan[1]:
+            raise plan[0]
+        result = call()
+        if self._gates[method]:
+            await self._gates[method].popleft().wait()
+        if plan is not None:
+            raise plan[0]
+        return result
+
+
+class InProcessRisk:
+    """RiskPort over a RiskBook."""
+
+    def __init__(self, book: RiskBook) -> None:
+        self.book = book
+        self.faults = Faults()
+
+    async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
+        result = await self.faults.run(
+            "reserve",
+            lambda: self.book.reserve(
+                reservation_id=reservation_id,
+                account_id=account_id,
+                symbol=spec.symbol,
+                side=int(spec.side),
+                quantity=spec.quantity,
+                price=spec.price,
+            ),
+        )
+        held = result.reservation
+        return Hold(held.reservation_id, held.open_quantity, held.reserved_cash, result.replayed)
+
+    async def release(self, reservation_id: str) -> Released:
+        result = await self.faults.run("release", lambda: self.book.release(reservation_id))
+        return Released(result.released_quantity, result.released_cash)
+
+    async def apply_fill(
+        self, *, reservation_id: str, trade_id: str, price: int, quantity: int
+    ) -> bool:
+        result = await self.faults.run(
+            "apply_fill",
+            lambda: self.book.apply_fill(
+                reservation_id=reservation_id, trade_id=trade_id, price=price, quantity=quantity
+            ),
+        )
+        return result.replayed
+
+
+class InProcessMatching:
+    """MatchingPort over a MatchingEngine."""
+
+    def __init__(self, engine: MatchingEngine) -> None:
+        self.engine = engine
+        self.faults = Faults()
+
+    async def submit(self, *, order_id: str, account_id: str, spec: OrderSpec) -> Execution:
+        report = await self.faults.run(
+            "submit",
+            lambda: self.engine.submit(
+                order_id=order_id,
+                account_id=account_id,
+                symbol=spec.symbol,
+                side=int(spec.side),
+                type=int(spec.type),
+                time_in_force=int(spec.time_in_force),
+                quantity=spec.quantity,
+                price=spec.price,
+            ),
+        )
+        trades = tuple(
+            Trade(
+                t.trade_id,
+                t.symbol,
+                t.price,
+                t.quantity,
+                t.maker_order_id,
+                t.taker_order_id,
+                t.maker_account_id,
+                t.taker_account_id,
+                t.timestamp_ns,
+            )
+            for t in report.trades
+        )
+        return Execution(
+            report.order_id,
+            report.status,
+            report.filled_quantity,
+            report.resting_quantity,
+            trades,
+        )
+
+    async def cancel(self, *, symbol: str, order_id: str) -> int:
+        return await self.faults.run("cancel", lambda: self.engine.cancel(symbol, order_id))
+
+
+class Clock:
+    """Unix nanoseconds that move only forward, by 1 µs per reading, or when told."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000_000_000
+
+    def __call__(self) -> int:
+        self.now += 1_000
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1e9)
+
+
+def order(
+    account: str = "alice",
+    key: str = "c-1",
+    *,
+    side: int = 1,
+    quantity: int = 10,
+    price: int = 10_000,
+    symbol: str = "AAPL",
+    type: int = 1,
+    tif: int = 0,
+) -> OrderRequest:
+    """A PlaceOrder request: by default a GTC LIMIT buy of 10 AAPL at 10_000."""
+    return OrderRequest(account, key, symbol, side, type, tif, quantity, price)
+
+
+async def until(condition: Callable[[], bool], *, turns: int = 100) -> None:
+    """Lets other tasks run until `condition` holds (no sleeping: loop turns only)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"condition still false after {turns} event loop turns")

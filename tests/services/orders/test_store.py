@@ -1,0 +1,196 @@
+"""The SQLite order store: round trips, durability, the key, paging and the outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from services.model import OrderSpec, OrderStatus, OrderType, Side, TimeInForce
+from services.orders.lifecycle import Fill, Order
+from services.orders.store import OrderStore, Outbox
+
+SPEC = OrderSpec("AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 10, 10_000)
+
+
+def new_order(
+    order_id: str = "o-1",
+    *,
+    key: str = "",
+    account: str = "alice",
+    created: int = 1_000,
+    spec: OrderSpec = SPEC,
+) -> Order:
+    return Order.pending(
+        order_id=order_id,
+        account_id=account,
+        client_order_id=key or f"c-{order_id}",
+        spec=spec,
+        now_ns=created,
+    )
+
+
+def fill(trade: str = "t-1", order_id: str = "o-1", qty: int = 4) -> Fill:
+    return Fill(trade, order_id, 10_000, qty, True, 5_000)
+
+
+def test_an_order_round_trips_field_for_field(store: OrderStore) -> None:
+    pending = new_order()
+    assert store.insert(pending) == pending
+    assert store.get("o-1") == pending and store.get("o-1").status is None
+
+    done = pending.accept(2_000).fill(4, 9_900, 3_000).cancel(6, 4_000)
+    with store.transaction():
+        store.update(done)
+    assert store.get("o-1") == done
+    assert store.find("alice", order_id="o-1") == done
+    assert store.find("alice", client_order_id="c-o-1") == done
+    assert store.find("bob", order_id="o-1") is None, "another account's order is not found"
+
+
+def test_the_idempotency_key_is_unique_per_account(store: OrderStore) -> None:
+    first = new_order("o-1", key="same")
+    store.insert(first)
+    assert store.insert(new_order("o-2", key="same")) == first, "the holder of the key wins"
+    assert store.get("o-2") is None
+    other_account = new_order("o-3", key="same", account="bob")
+    assert store.insert(other_account) == other_account
+
+
+def test_everything_committed_survives_a_reopen(db_path: Path) -> None:
+    store = OrderStore(db_path)
+    order = new_order().accept(2_000)
+    store.insert(new_order())
+    with store.transaction():
+        store.update(order.fill(4, 10_000, 3_000))
+        store.add_fill(fill())
+    store.close()
+
+    reopened = OrderStore(db_path)
+    try:
+        assert reopened.get("o-1") == order.fill(4, 10_000, 3_000)
+        assert reopened.fills("o-1") == [fill()]
+    finally:
+        reopened.close()
+
+
+def test_the_store_creates_its_directory_and_runs_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "var" / "orders.db"
+    store = OrderStore(path)
+    try:
+        assert path.exists()
+        assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert store._db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    finally:
+        store.close()
+
+
+def test_two_connections_on_one_file_see_each_others_commits(
+    store: OrderStore, db_path: Path
+) -> None:
+    other_worker = OrderStore(db_path)
+    try:
+        store.insert(new_order("o-1", key="k"))
+        assert other_worker.get("o-1") is not None
+        assert other_worker.insert(new_order("o-2", key="k")).order_id == "o-1"
+    finally:
+        other_worker.close()
+
+
+def test_a_fill_is_recorded_once(store: OrderStore) -> None:
+    store.insert(new_order())
+    assert store.add_fill(fill())
+    assert not store.add_fill(fill()), "the same (trade_id, order_id) again is a no-op"
+    assert store.has_fill(fill()) and not store.has_fill(fill("t-2"))
+    assert store.fills("o-1") == [fill()]
+
+
+def test_a_failed_transaction_leaves_nothing_behind(store: OrderStore) -> None:
+    store.insert(new_order())
+    with pytest.raises(ZeroDivisionError), store.transaction():
+        store.update(new_order().accept(2_000))
+        store.add_fill(fill())
+        _ = 1 / 0
+    assert store.get("o-1") == new_order() and store.fills("o-1") == []
+
+
+def test_transactions_do_not_nest(store: OrderStore) -> None:
+    with store.transaction(), pytest.raises(RuntimeError, match="do not nest"):  # noqa: SIM117
+        with store.transaction():
+            pass
+
+
+def test_pages_are_newest_first_and_continue_after_the_cursor(store: OrderStore) -> None:
+    for i in range(5):
+        store.insert(new_order(f"o-{i}", created=1_000 + i))
+    store.insert(new_order("x-0", created=1_004, account="bob"))
+    store.insert(new_order("o-9", created=1_004))  # same time as o-4: order_id breaks the tie
+
+    first = store.page("alice", limit=3)
+    assert [o.order_id for o in first] == ["o-9", "o-4", "o-3"]
+    last = first[-1]
+    rest = store.page("alice", after=(last.created_at_ns, last.order_id), limit=10)
+    assert [o.order_id for o in rest] == ["o-2", "o-1", "o-0"]
+
+
+def test_pages_filter_by_symbol_and_status(store: OrderStore) -> None:
+    msft = OrderSpec("MSFT", Side.SELL, OrderType.LIMIT, TimeInForce.GTC, 5, 20_000)
+    store.insert(new_order("o-1", created=1))
+    store.insert(new_order("o-2", created=2, spec=msft))
+    store.insert(new_order("o-3", created=3, spec=msft))
+    with store.transaction():
+        store.update(new_order("o-3", created=3, spec=msft).accept(4))
+
+    assert [o.order_id for o in store.page("alice", symbol="MSFT", limit=10)] == ["o-3", "o-2"]
+    new = store.page("alice", statuses=[OrderStatus.NEW], limit=10)
+    assert [o.order_id for o in new] == ["o-3"]
+    assert store.page("alice", symbol="AAPL", statuses=[OrderStatus.NEW], limit=10) == []
+
+
+def test_pending_lists_only_orders_untouched_since_the_cutoff(store: OrderStore) -> None:
+    store.insert(new_order("old", created=100))
+    store.insert(new_order("young", created=900))
+    store.insert(new_order("done", created=50))
+    with store.transaction():
+        store.update(new_order("done", created=50).accept(60))
+    assert [o.order_id for o in store.pending(updated_before_ns=500)] == ["old"]
+
+
+def test_a_release_waits_for_settlement_and_for_every_fill_to_reach_risk(
+    store: OrderStore,
+) -> None:
+    store.insert(new_order())
+    working = new_order().accept(2)
+    with store.transaction():
+        store.update(working.fill(4, 10_000, 3))
+        store.add_fill(fill())
+    assert store.releases_due() == [], "a working order keeps its reservation"
+
+    canceled = working.fill(4, 10_000, 3).cancel(6, 4)
+    with store.transaction():
+        store.update(canceled)
+    assert store.fills_due() == [fill()]
+    assert store.releases_due() == [], "a fill still due at risk must go first"
+    assert store.outbox_backlog() == 2, "the fill, then the release"
+
+    with store.transaction():
+        store.mark_fill(fill(), Outbox.DONE)
+    assert [o.order_id for o in store.releases_due()] == ["o-1"]
+    assert [o.order_id for o in store.releases_due(["o-1", "zzz"])] == ["o-1"]
+    assert store.releases_due([]) == []
+    with store.transaction():
+        store.mark_release("o-1", Outbox.DONE)
+    assert store.releases_due() == [] and store.outbox_backlog() == 0
+
+
+def test_a_canceled_order_with_fills_still_to_come_is_not_released(store: OrderStore) -> None:
+    store.insert(new_order())
+    with store.transaction():
+        store.update(new_order().accept(2).cancel(6, 3))  # 4 traded, not recorded yet
+    assert store.releases_due() == []
+
+
+def test_the_store_refuses_rows_it_does_not_understand(store: OrderStore) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_fill(fill(order_id="no-such-order"))  # fills belong to orders
