@@ -17,7 +17,10 @@ from pathlib import Path
 from grpc_tools import protoc
 
 PROTO_ROOT = Path(__file__).resolve().parent
-GENERATED_SUFFIXES = ("_pb2.py", "_pb2_grpc.py", "_pb2.pyi")
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2_grpc.py", "_pb2.pyi", ".binpb")
+# The generated modules carry descriptors without comments; this set keeps them
+# (--include_source_info), so server reflection can show the API documentation.
+DESCRIPTOR_SET = Path("trading/v1/descriptor_set.binpb")
 
 
 def _include_dirs() -> list[Path]:
@@ -35,8 +38,14 @@ def proto_files() -> list[Path]:
 
 
 def generate(out_dir: Path) -> None:
+    (out_dir / DESCRIPTOR_SET).parent.mkdir(parents=True, exist_ok=True)
     args = ["grpc_tools.protoc", *(f"-I{d}" for d in _include_dirs())]
     args += [f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}"]
+    args += [
+        "--include_imports",
+        "--include_source_info",
+        f"--descriptor_set_out={out_dir / DESCRIPTOR_SET}",
+    ]
     args += [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed: see the messages above")
