@@ -24,12 +24,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from discovery import Registration
+from services.runtime.interceptors.deadline import DeadlineInterceptor
 from services.runtime.interceptors.domain_errors import DomainErrorInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.reflection import enable_reflection
+from services.runtime.registry import registered
 from services.runtime.settings import ServerSettings
 
 _LOGGER = logging.getLogger(__name__)
+
+__version__ = "0.1.0"
 
 S = TypeVar("S", bound=ServerSettings)
 
@@ -48,6 +53,9 @@ class ServiceBinding:
     servicer: Any
     add_to_server: Callable[[Any, grpc.aio.Server], None]
     on_drain: Callable[[], Awaitable[None] | None] | None = None
+    # The name peers look this service up by in the registry ("risk"); with etcd
+    # settings the server registers under it once serving.
+    registry_name: str = ""
 
 
 # Builds a process's servicers inside its event loop, after any fork, and closes
@@ -78,9 +86,12 @@ class MeshServer:
         self.settings = settings
         self.bindings = tuple(bindings)
         self.health = health_aio.HealthServicer()
-        # Innermost last: grpc.aio applies interceptors in list order.
+        self.registration: Registration | None = None
+        self._exit_stack = contextlib.AsyncExitStack()
+        # grpc.aio applies interceptors in list order, the last one innermost. The
+        # wrapping ones cache per method, so they come last.
         self.server = grpc.aio.server(
-            interceptors=[DomainErrorInterceptor()],
+            interceptors=[DeadlineInterceptor(), DomainErrorInterceptor()],
             options=server_options(settings),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
@@ -108,12 +119,19 @@ class MeshServer:
         for name in ("", *(b.name for b in self.bindings)):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _LOGGER.info("serving %s on %s", ", ".join(b.name for b in self.bindings), self.address)
+        # Registered only once it serves, so no peer is sent here too early.
+        for binding in self.bindings:
+            if binding.registry_name:
+                self.registration = await self._exit_stack.enter_async_context(
+                    registered(self.settings, binding.registry_name, self.port, __version__)
+                )
 
     async def drain(self, grace_seconds: float | None = None) -> None:
         """NOT_SERVING for every name (Watch streams see it), then stop."""
         grace = self.settings.grace_seconds if grace_seconds is None else grace_seconds
         _LOGGER.info("draining: NOT_SERVING, finishing in-flight calls within %.1f s", grace)
         await self.health.enter_graceful_shutdown()
+        await self._exit_stack.aclose()  # out of the registry before calls stop
         stopping = asyncio.create_task(self.server.stop(grace))
         await asyncio.sleep(0)  # let stop() refuse new calls before the hooks run
         for binding in self.bindings:
@@ -126,12 +144,12 @@ class MeshServer:
 
 
 @asynccontextmanager
-async def serving(
+async def serving_server(
     services: ServiceFactory[S] | Sequence[ServiceBinding],
     settings: S | ServerSettings | None = None,
-) -> AsyncIterator[str]:
-    """Runs a server in this event loop for the duration of the block and yields
-    its address. The full runtime is on; tests use this to call real servers."""
+) -> AsyncIterator[MeshServer]:
+    """Runs a server in this event loop for the duration of the block. The full
+    runtime is on; tests use this to call (and drain) real servers."""
     settings = settings or ServerSettings(port=0)
     async with contextlib.AsyncExitStack() as stack:
         if callable(services):
@@ -141,9 +159,19 @@ async def serving(
         server = MeshServer(settings, bindings)
         await server.start()
         try:
-            yield server.address
+            yield server
         finally:
             await server.drain(grace_seconds=0.5)
+
+
+@asynccontextmanager
+async def serving(
+    services: ServiceFactory[S] | Sequence[ServiceBinding],
+    settings: S | ServerSettings | None = None,
+) -> AsyncIterator[str]:
+    """Like serving_server(), yielding the server's address."""
+    async with serving_server(services, settings) as server:
+        yield server.address
 
 
 async def serve(settings: S, factory: ServiceFactory[S]) -> None:

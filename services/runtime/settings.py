@@ -16,6 +16,8 @@ from typing import TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
+from discovery import EtcdConfig, EtcdTls
+
 MiB = 1024 * 1024
 
 
@@ -45,10 +47,39 @@ class ServerSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
+    # Discovery. With etcd endpoints the server registers itself under a lease and
+    # finds its peers there; without, peers come from the static address flags.
+    etcd_endpoints: str = Field(
+        "", description="etcd to register in and find peers through: host:port[,host:port]"
+    )
+    etcd_ca_file: str | None = Field(None, description="CA bundle to verify etcd's TLS")
+    etcd_cert_file: str | None = Field(None, description="client certificate for etcd (mTLS)")
+    etcd_key_file: str | None = Field(None, description="client key for etcd (mTLS)")
+    registry_prefix: str = Field("/trademesh/services/", description="etcd key prefix")
+    instance_id: str = Field(
+        "", description="this instance's name in the registry; default <service>-<port>"
+    )
+    advertise_address: str = Field(
+        "", description="address peers dial; default host:port (127.0.0.1 for a wildcard host)"
+    )
+    zone: str = Field("", description="locality, registered for zone-aware balancing")
+    weight: int = Field(100, ge=1, le=10_000, description="relative share of traffic (100 = one)")
+    lease_ttl_seconds: int = Field(
+        5, ge=2, le=60, description="a crashed instance leaves the registry after this long"
+    )
+
     @property
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    def etcd_config(self) -> EtcdConfig | None:
+        if not self.etcd_endpoints:
+            return None
+        tls = None
+        if self.etcd_ca_file or self.etcd_cert_file:
+            tls = EtcdTls(self.etcd_ca_file, self.etcd_cert_file, self.etcd_key_file)
+        return EtcdConfig.from_endpoints(self.etcd_endpoints, tls=tls)
 
 
 S = TypeVar("S", bound=ServerSettings)

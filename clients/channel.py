@@ -1,0 +1,300 @@
+"""MeshChannel: what generated stubs take as their channel, with the mesh inside.
+
+`RiskServiceStub(mesh_channel)` works unchanged. Each unary call picks an endpoint
+by the service's policy, carries a deadline (the method default, shortened to
+what is left of the call being served), and is retried on another endpoint when
+it failed before doing any work, within a retry budget and behind adaptive
+client-side throttling. Streaming calls pick an endpoint and then belong to it:
+they are not retried (a half-consumed stream cannot be replayed safely).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from clients.endpoint_pool import EndpointPool, Member
+from clients.policy import ENDPOINT_FAILURES, RETRYABLE
+from clients.resilience.breaker import AdaptiveThrottle
+from clients.resilience.deadline import SERVING_DEADLINE
+from clients.resilience.retry_budget import RetryBudget
+
+Metadata = Sequence[tuple[str, str | bytes]] | None
+
+_monotonic = time.monotonic
+# grpc-core's words for a request that never left this process.
+_NEVER_SENT = ("failed to connect", "Connection refused", "connections to all backends failing")
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+class MeshChannel:
+    """A grpc.aio.Channel look-alike over the endpoints of one service."""
+
+    def __init__(self, pool: EndpointPool) -> None:
+        policy = pool.policy
+        self.policy = policy
+        self.pool = pool
+        self.service = policy.service
+        self.budget = RetryBudget(
+            ratio=policy.retry_ratio, min_per_second=policy.retry_min_per_second
+        )
+        self.throttle = AdaptiveThrottle() if policy.throttle else None
+        self.retries = 0  # retries sent, for metrics and tests
+        self.throttled = 0  # calls refused by the throttle
+
+    # -- what generated stubs call ---------------------------------------------
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> _UnaryUnary:
+        return _UnaryUnary(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> _Streaming:
+        return _Streaming(self, "unary_stream", method, request_serializer, response_deserializer)
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> _Streaming:
+        return _Streaming(self, "stream_unary", method, request_serializer, response_deserializer)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool = False,
+    ) -> _Streaming:
+        return _Streaming(self, "stream_stream", method, request_serializer, response_deserializer)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> MeshChannel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- the unary path (hot) ---------------------------------------------------
+
+    def _deadline(self, method: str, timeout: float | None) -> float:
+        deadline = _monotonic() + (self.policy.timeouts[method] if timeout is None else timeout)
+        inherited = SERVING_DEADLINE.get()
+        return inherited if inherited is not None and inherited < deadline else deadline
+
+    def _no_endpoint(self) -> grpc.aio.AioRpcError:
+        return _rpc_error(
+            grpc.StatusCode.UNAVAILABLE,
+            f"no endpoint of {self.service} is registered; is the service running?",
+        )
+
+    async def _unary(
+        self, call: _UnaryUnary, request: Any, timeout_seconds: float | None, **kwargs: Any
+    ) -> Any:
+        policy, pool, throttle = self.policy, self.pool, self.throttle
+        deadline = self._deadline(call.method, timeout_seconds)
+        key = policy.key_of(request) if policy.key_of is not None else None
+        self.budget.record_request()
+        attempt, avoid = 1, None
+        while True:
+            left = deadline - _monotonic()
+            if left <= 0:
+                raise _rpc_error(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"deadline exceeded before {call.method} could be sent to {self.service}",
+                )
+            if throttle is not None and not throttle.allow():
+                self.throttled += 1
+                raise _rpc_error(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"{self.service} has been failing; this client throttles calls to it "
+                    "(adaptive throttling) until it recovers",
+                )
+            member = pool.pick(key, avoid)
+            if member is None:
+                raise self._no_endpoint()
+            stats = member.stats
+            started = stats.on_start()
+            try:
+                response = await call.on(member)(request, timeout=left, **kwargs)
+            except grpc.aio.AioRpcError as err:
+                code = err.code()
+                healthy = code not in ENDPOINT_FAILURES
+                stats.on_finish(started, healthy)
+                pool.record(member, healthy)
+                if throttle is not None:
+                    throttle.record(healthy)
+                if (
+                    code in RETRYABLE
+                    and attempt < policy.max_attempts
+                    and (policy.idempotent or _never_sent(err))
+                    and self.budget.try_acquire_retry()
+                ):
+                    attempt += 1
+                    avoid = member.endpoint.instance_id
+                    self.retries += 1
+                    continue
+                raise
+            except BaseException:  # cancelled by the caller: not the endpoint's fault
+                stats.on_finish(started, True)
+                raise
+            stats.on_finish(started, True)
+            pool.record(member, True)
+            if throttle is not None:
+                throttle.record(True)
+            return response
+
+
+def _never_sent(err: grpc.aio.AioRpcError) -> bool:
+    details = err.details() or ""
+    return any(words in details for words in _NEVER_SENT)
+
+
+class _UnaryUnary:
+    __slots__ = ("_channel", "_deserializer", "_serializer", "method")
+
+    def __init__(
+        self,
+        channel: MeshChannel,
+        method: str,
+        serializer: Callable[[Any], bytes] | None,
+        deserializer: Callable[[bytes], Any] | None,
+    ) -> None:
+        self._channel = channel
+        self.method = method
+        self._serializer = serializer
+        self._deserializer = deserializer
+
+    def on(self, member: Member) -> Any:
+        """This method's multicallable on one endpoint's channel (made once)."""
+        found = member.calls.get(self.method)
+        if found is None:
+            found = member.calls[self.method] = member.channel.unary_unary(
+                self.method,
+                request_serializer=self._serializer,
+                response_deserializer=self._deserializer,
+                _registered_method=True,
+            )
+        return found
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> Any:
+        return self._channel._unary(
+            self,
+            request,
+            timeout,
+            metadata=metadata,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+
+class _Streaming:
+    """Streaming multicallables: one endpoint per call, no retries."""
+
+    __slots__ = ("_channel", "_deserializer", "_kind", "_serializer", "method")
+
+    def __init__(
+        self,
+        channel: MeshChannel,
+        kind: str,
+        method: str,
+        serializer: Callable[[Any], bytes] | None,
+        deserializer: Callable[[bytes], Any] | None,
+    ) -> None:
+        self._channel = channel
+        self._kind = kind
+        self.method = method
+        self._serializer = serializer
+        self._deserializer = deserializer
+
+    def __call__(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        channel = self._channel
+        key = None
+        if self._kind == "unary_stream" and channel.policy.key_of is not None and args:
+            key = channel.policy.key_of(args[0])
+        member = channel.pool.pick(key)
+        if member is None:
+            return _FailedCall(channel._no_endpoint())
+        inherited = SERVING_DEADLINE.get()
+        if inherited is not None:
+            left = max(0.0, inherited - _monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        factory = getattr(member.channel, self._kind)
+        multicallable = factory(
+            self.method,
+            request_serializer=self._serializer,
+            response_deserializer=self._deserializer,
+            _registered_method=True,
+        )
+        return multicallable(*args, timeout=timeout, **kwargs)
+
+
+class _FailedCall:
+    """A call that failed before it started (no endpoint): every use raises."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self._error = error
+
+    def __await__(self) -> Any:
+        raise self._error
+        yield  # pragma: no cover  (makes this a generator)
+
+    def __aiter__(self) -> _FailedCall:
+        return self
+
+    async def __anext__(self) -> Any:
+        raise self._error
+
+    async def read(self) -> Any:
+        raise self._error
+
+    async def write(self, _request: Any) -> None:
+        raise self._error
+
+    async def done_writing(self) -> None:
+        raise self._error
+
+    async def code(self) -> grpc.StatusCode:
+        return self._error.code()
+
+    async def details(self) -> str:
+        return self._error.details() or ""
+
+    def cancel(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
