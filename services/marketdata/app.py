@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from clients.trading import MARKETDATA, MATCHING
 from services.errors import Unavailable
 from services.instruments import InstrumentCatalog
+from services.marketdata.engines import EngineFeeds
 from services.marketdata.fanout import DEFAULT_TRADE_QUEUE_SIZE
-from services.marketdata.feed import MatchingFeed
 from services.marketdata.grpc_adapter import MarketDataFanout, MarketDataServicer
 from services.marketdata.quotes import QuoteBoard
+from services.runtime.peers import open_mesh
 from services.runtime.server import ServiceBinding
 from services.runtime.settings import ServerSettings
 from trading.v1 import marketdata_pb2_grpc
@@ -33,7 +35,8 @@ class MarketDataSettings(ServerSettings):
 
     port: int = Field(50054, ge=0, le=65535, description="port to listen on; 0 picks a free one")
     matching_address: str = Field(
-        "127.0.0.1:50053", description="host:port of the matching engine whose feed to follow"
+        "127.0.0.1:50053",
+        description="matching engines to follow without etcd: host:port[,host:port]",
     )
     trade_queue_size: int = Field(
         DEFAULT_TRADE_QUEUE_SIZE,
@@ -44,12 +47,15 @@ class MarketDataSettings(ServerSettings):
 
 @asynccontextmanager
 async def build_services(settings: MarketDataSettings) -> AsyncIterator[list[ServiceBinding]]:
-    """A quote board and subscriber hub per worker, fed by its own MatchingFeed.
-    On exit every open stream ends with UNAVAILABLE, then the feed stops."""
+    """A quote board and subscriber hub per worker, fed by a follower per matching
+    engine (found in etcd, or at --matching-address). On exit every open stream
+    ends with UNAVAILABLE, then the followers stop."""
     board = QuoteBoard(InstrumentCatalog.default())
     fanout: MarketDataFanout = MarketDataFanout(trade_queue_size=settings.trade_queue_size)
     servicer = MarketDataServicer(board, fanout)
-    async with MatchingFeed(settings.matching_address, board, fanout):
+    async with open_mesh(settings, {"matching": settings.matching_address}) as mesh:
+        engines = EngineFeeds((await mesh.channel(MATCHING)).pool, board, fanout)
+        engines.start()
         try:
             yield [
                 ServiceBinding(
@@ -58,7 +64,9 @@ async def build_services(settings: MarketDataSettings) -> AsyncIterator[list[Ser
                     marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server,
                     # Subscribers learn at once to resubscribe to another instance.
                     on_drain=lambda: fanout.close(Unavailable(_DRAINING)),
+                    registry_name=MARKETDATA.service,
                 )
             ]
         finally:
             fanout.close(Unavailable(_DRAINING))
+            await engines.stop()

@@ -2,7 +2,7 @@
 turns each event into quote-board updates and fanout publications.
 
 A background task keeps one StreamEvents call open to the engine. When the
-stream ends or fails it reconnects with capped exponential backoff (`Backoff`):
+stream ends or fails it reconnects with capped exponential backoff (`discovery.Backoff`):
 0.1 s doubling to 5 s, each delay jittered by ±20% (gRPC's own connection-backoff
 jitter) so the workers of every market-data instance do not reconnect in step.
 Each attempt uses a fresh channel, so this backoff is the only one at play. It logs
@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable
+from collections.abc import Sequence
 from types import TracebackType
 
 import grpc
 
+from discovery import Backoff
 from services.errors import Unavailable
 from services.marketdata.grpc_adapter import MarketDataFanout, quote_from_proto, quote_to_proto
 from services.marketdata.quotes import QuoteBoard
@@ -41,35 +41,6 @@ from trading.v1 import matching_pb2, matching_pb2_grpc
 
 _LOGGER = logging.getLogger(__name__)
 _PRIVATE_TRADE_FIELDS = ("maker_order_id", "taker_order_id", "maker_account_id", "taker_account_id")
-
-
-class Backoff:
-    """Capped exponential backoff with jitter: `initial` seconds, doubling up to
-    `maximum`, each delay spread by +-`jitter` (gRPC's connection backoff uses
-    20%) so the workers of every instance do not reconnect in step."""
-
-    __slots__ = ("_delay", "_random", "initial", "jitter", "maximum")
-
-    def __init__(
-        self,
-        initial: float = 0.1,
-        maximum: float = 5.0,
-        jitter: float = 0.2,
-        random: Callable[[], float] = random.random,
-    ) -> None:
-        if not 0 < initial <= maximum:
-            raise ValueError(f"backoff needs 0 < initial <= maximum, got {initial}, {maximum}")
-        self.initial, self.maximum, self.jitter = initial, maximum, jitter
-        self._random = random
-        self._delay = initial
-
-    def next_delay(self) -> float:
-        delay = self._delay * (1 + self.jitter * (2 * self._random() - 1))
-        self._delay = min(self._delay * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._delay = self.initial
 
 
 class MatchingFeed:
@@ -83,11 +54,16 @@ class MatchingFeed:
         fanout: MarketDataFanout,
         *,
         backoff: Backoff | None = None,
+        symbols: Sequence[str] = (),
     ) -> None:
         self.address = address
+        # The symbols this engine owns (all when empty): with several engines each
+        # follower asks only for its engine's, so no engine's quote of a symbol it
+        # does not own overwrites the owner's.
+        self.symbols = tuple(symbols)
         self._board = board
         self._fanout = fanout
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(initial=0.1, maximum=5.0)
         self._task: asyncio.Task[None] | None = None
         self._connected = False
         # Symbols whose start-of-stream quote this connection has delivered.
@@ -184,7 +160,7 @@ class MatchingFeed:
                 # that drops at once (a flapping engine) keeps backing off.
                 if loop.time() - started >= backoff.maximum:
                     backoff.reset()
-            delay = backoff.next_delay()
+            delay = backoff.next()
             if reason != last_reason:
                 _LOGGER.warning(
                     "matching feed %s %s: %s; reconnecting in %.2f s",
@@ -238,7 +214,7 @@ class MatchingFeed:
         channel = open_channel(self.address)
         try:
             stub = matching_pb2_grpc.MatchingEngineStub(channel)
-            call = stub.StreamEvents(matching_pb2.StreamEventsRequest())  # all symbols
+            call = stub.StreamEvents(matching_pb2.StreamEventsRequest(symbols=self.symbols))
             apply = self.apply
             async for event in call:
                 if not self._connected:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from clients.trading import MATCHING
 from services.instruments import InstrumentCatalog
 from services.matching.engine import DEFAULT_FEED_QUEUE_SIZE, MatchingEngine
 from services.matching.grpc_adapter import MatchingEngineServicer
@@ -88,6 +89,7 @@ async def build_services(settings: MatchingSettings) -> AsyncIterator[list[Servi
                 matching_pb2_grpc.add_MatchingEngineServicer_to_server,
                 # Feed followers reconnect (to this engine once it is back).
                 on_drain=engine.close,
+                registry_name=MATCHING.service,
             )
         ]
     finally:

@@ -150,7 +150,8 @@ class EventFeed:
 
     def __len__(self) -> int:
         """Number of live subscribers."""
-        return len(self._all) + sum(map(len, self._by_symbol.values()))
+        by_symbol = {id(sub) for subs in self._by_symbol.values() for sub in subs}
+        return len(self._all) + len(by_symbol)
 
     def subscribe(self, symbols: frozenset[str] | None, snapshot: Iterable[Quote]) -> Subscription:
         """A subscriber that first gets `snapshot`, then every later event of

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.errors import AlreadyExists, FailedPrecondition, NotFound, Violations
+from services.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Violations,
+)
 from services.instruments import InstrumentCatalog
 from services.model import OrderSpec, OrderType, Side, check_id, parse_order_spec
 
@@ -273,7 +280,7 @@ class RiskBook:
 
     # -- Release -----------------------------------------------------------------
 
-    def release(self, reservation_id: str) -> ReleaseResult:
+    def release(self, reservation_id: str, account_id: str = "") -> ReleaseResult:
         """Gives back whatever a reservation still holds; releasing twice is a no-op.
 
         An id never reserved is remembered as released, so a Reserve for it that
@@ -288,6 +295,7 @@ class RiskBook:
         if reservation is None:
             self._tombstones.add(reservation_id)
             return ReleaseResult(0, 0)
+        _check_owner(reservation, account_id)
         quantity = reservation.open_quantity
         if quantity == 0:
             return ReleaseResult(0, 0)
@@ -305,7 +313,7 @@ class RiskBook:
     # -- ApplyFill ---------------------------------------------------------------
 
     def apply_fill(
-        self, *, reservation_id: str, trade_id: str, price: int, quantity: int
+        self, *, reservation_id: str, trade_id: str, price: int, quantity: int, account_id: str = ""
     ) -> FillResult:
         """Books one trade against a reservation: moves cash and position."""
         violations = Violations()
@@ -323,6 +331,7 @@ class RiskBook:
             raise NotFound(
                 f"reservation {reservation_id} does not exist; a fill must follow a Reserve"
             )
+        _check_owner(reservation, account_id)
         account = self._accounts[reservation.account_id]
         booked = reservation.fills.get(trade_id)
         if booked is not None:
@@ -458,3 +467,18 @@ def _check_limits(
                 f"(position {pos.quantity} - working sells {pos.reserved_sell} - order {qty}), "
                 f"below the limit -{limits.max_position}"
             )
+
+
+def _check_owner(reservation: _ReservationState, account_id: str) -> None:
+    """`account_id` routes Release and ApplyFill to the account's instance; a call
+    that names another account than the reservation's is a caller's bug."""
+    if account_id and account_id != reservation.account_id:
+        raise InvalidArgument(
+            [
+                FieldViolation(
+                    "account_id",
+                    f"reservation {reservation.reservation_id} belongs to another account, "
+                    f"not {account_id}",
+                )
+            ]
+        )

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from clients.trading import RISK
 from services.instruments import InstrumentCatalog
 from services.risk.accounts import AccountDefaults, RiskBook
 from services.risk.grpc_adapter import RiskServicer
@@ -71,6 +72,9 @@ async def build_services(settings: RiskSettings) -> AsyncIterator[list[ServiceBi
     book = RiskBook(InstrumentCatalog.default(), settings.account_defaults)
     yield [
         ServiceBinding(
-            SERVICE_NAME, RiskServicer(book), risk_pb2_grpc.add_RiskServiceServicer_to_server
+            SERVICE_NAME,
+            RiskServicer(book),
+            risk_pb2_grpc.add_RiskServiceServicer_to_server,
+            registry_name=RISK.service,
         )
     ]

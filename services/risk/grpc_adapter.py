@@ -38,7 +38,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
     async def Release(
         self, request: risk_pb2.ReleaseRequest, context: grpc.aio.ServicerContext
     ) -> risk_pb2.ReleaseResponse:
-        result = self._book.release(request.reservation_id)
+        result = self._book.release(request.reservation_id, request.account_id)
         return risk_pb2.ReleaseResponse(
             released_quantity=result.released_quantity, released_cash=result.released_cash
         )
@@ -51,6 +51,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
             trade_id=request.trade_id,
             price=request.price,
             quantity=request.quantity,
+            account_id=request.account_id,
         )
         return risk_pb2.ApplyFillResponse(
             account=account_to_proto(result.account), replayed=result.replayed

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from trading.v1 import common_pb2 as trading_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15trading/v1/risk.proto\x12\ntrading.v1\x1a\x17trading/v1/common.proto\"\x8d\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\"\xa6\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x15\n\ropen_quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\x12\x15\n\rreserved_cash\x18\x07 \x01(\x03\"Q\n\x0fReserveResponse\x12,\n\x0breservation\x18\x01 \x01(\x0b\x32\x17.trading.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"C\n\x0fReleaseResponse\x12\x19\n\x11released_quantity\x18\x01 \x01(\x03\x12\x15\n\rreleased_cash\x18\x02 \x01(\x03\"]\n\x10\x41pplyFillRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x10\n\x08trade_id\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x03\x12\x10\n\x08quantity\x18\x04 \x01(\x03\"K\n\x11\x41pplyFillResponse\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.trading.v1.Account\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"Z\n\nRiskLimits\x12\x1a\n\x12max_order_quantity\x18\x01 \x01(\x03\x12\x1a\n\x12max_order_notional\x18\x02 \x01(\x03\x12\x14\n\x0cmax_position\x18\x03 \x01(\x03\"Y\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x14\n\x0creserved_buy\x18\x03 \x01(\x03\x12\x15\n\rreserved_sell\x18\x04 \x01(\x03\"\xa9\x01\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63\x61sh\x18\x02 \x01(\x03\x12\x15\n\rreserved_cash\x18\x03 \x01(\x03\x12\x14\n\x0c\x62uying_power\x18\x04 \x01(\x03\x12\'\n\tpositions\x18\x05 \x03(\x0b\x32\x14.trading.v1.Position\x12&\n\x06limits\x18\x06 \x01(\x0b\x32\x16.trading.v1.RiskLimits2\xa1\x02\n\x0bRiskService\x12\x42\n\x07Reserve\x12\x1a.trading.v1.ReserveRequest\x1a\x1b.trading.v1.ReserveResponse\x12\x42\n\x07Release\x12\x1a.trading.v1.ReleaseRequest\x1a\x1b.trading.v1.ReleaseResponse\x12H\n\tApplyFill\x12\x1c.trading.v1.ApplyFillRequest\x1a\x1d.trading.v1.ApplyFillResponse\x12@\n\nGetAccount\x12\x1d.trading.v1.GetAccountRequest\x1a\x13.trading.v1.Accountb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15trading/v1/risk.proto\x12\ntrading.v1\x1a\x17trading/v1/common.proto\"\x8d\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\"\xa6\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x15\n\ropen_quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\x12\x15\n\rreserved_cash\x18\x07 \x01(\x03\"Q\n\x0fReserveResponse\x12,\n\x0breservation\x18\x01 \x01(\x0b\x32\x17.trading.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"<\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"C\n\x0fReleaseResponse\x12\x19\n\x11released_quantity\x18\x01 \x01(\x03\x12\x15\n\rreleased_cash\x18\x02 \x01(\x03\"q\n\x10\x41pplyFillRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x10\n\x08trade_id\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x03\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x12\n\naccount_id\x18\x05 \x01(\t\"K\n\x11\x41pplyFillResponse\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.trading.v1.Account\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"Z\n\nRiskLimits\x12\x1a\n\x12max_order_quantity\x18\x01 \x01(\x03\x12\x1a\n\x12max_order_notional\x18\x02 \x01(\x03\x12\x14\n\x0cmax_position\x18\x03 \x01(\x03\"Y\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x14\n\x0creserved_buy\x18\x03 \x01(\x03\x12\x15\n\rreserved_sell\x18\x04 \x01(\x03\"\xa9\x01\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63\x61sh\x18\x02 \x01(\x03\x12\x15\n\rreserved_cash\x18\x03 \x01(\x03\x12\x14\n\x0c\x62uying_power\x18\x04 \x01(\x03\x12\'\n\tpositions\x18\x05 \x03(\x0b\x32\x14.trading.v1.Position\x12&\n\x06limits\x18\x06 \x01(\x0b\x32\x16.trading.v1.RiskLimits2\xa1\x02\n\x0bRiskService\x12\x42\n\x07Reserve\x12\x1a.trading.v1.ReserveRequest\x1a\x1b.trading.v1.ReserveResponse\x12\x42\n\x07Release\x12\x1a.trading.v1.ReleaseRequest\x1a\x1b.trading.v1.ReleaseResponse\x12H\n\tApplyFill\x12\x1c.trading.v1.ApplyFillRequest\x1a\x1d.trading.v1.ApplyFillResponse\x12@\n\nGetAccount\x12\x1d.trading.v1.GetAccountRequest\x1a\x13.trading.v1.Accountb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,21 +39,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVERESPONSE']._serialized_start=375
   _globals['_RESERVERESPONSE']._serialized_end=456
   _globals['_RELEASEREQUEST']._serialized_start=458
-  _globals['_RELEASEREQUEST']._serialized_end=498
-  _globals['_RELEASERESPONSE']._serialized_start=500
-  _globals['_RELEASERESPONSE']._serialized_end=567
-  _globals['_APPLYFILLREQUEST']._serialized_start=569
-  _globals['_APPLYFILLREQUEST']._serialized_end=662
-  _globals['_APPLYFILLRESPONSE']._serialized_start=664
-  _globals['_APPLYFILLRESPONSE']._serialized_end=739
-  _globals['_GETACCOUNTREQUEST']._serialized_start=741
-  _globals['_GETACCOUNTREQUEST']._serialized_end=780
-  _globals['_RISKLIMITS']._serialized_start=782
-  _globals['_RISKLIMITS']._serialized_end=872
-  _globals['_POSITION']._serialized_start=874
-  _globals['_POSITION']._serialized_end=963
-  _globals['_ACCOUNT']._serialized_start=966
-  _globals['_ACCOUNT']._serialized_end=1135
-  _globals['_RISKSERVICE']._serialized_start=1138
-  _globals['_RISKSERVICE']._serialized_end=1427
+  _globals['_RELEASEREQUEST']._serialized_end=518
+  _globals['_RELEASERESPONSE']._serialized_start=520
+  _globals['_RELEASERESPONSE']._serialized_end=587
+  _globals['_APPLYFILLREQUEST']._serialized_start=589
+  _globals['_APPLYFILLREQUEST']._serialized_end=702
+  _globals['_APPLYFILLRESPONSE']._serialized_start=704
+  _globals['_APPLYFILLRESPONSE']._serialized_end=779
+  _globals['_GETACCOUNTREQUEST']._serialized_start=781
+  _globals['_GETACCOUNTREQUEST']._serialized_end=820
+  _globals['_RISKLIMITS']._serialized_start=822
+  _globals['_RISKLIMITS']._serialized_end=912
+  _globals['_POSITION']._serialized_start=914
+  _globals['_POSITION']._serialized_end=1003
+  _globals['_ACCOUNT']._serialized_start=1006
+  _globals['_ACCOUNT']._serialized_end=1175
+  _globals['_RISKSERVICE']._serialized_start=1178
+  _globals['_RISKSERVICE']._serialized_end=1467
 # @@protoc_insertion_point(module_scope)

@@ -50,10 +50,12 @@ class ReserveResponse(_message.Message):
     def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
-    __slots__ = ("reservation_id",)
+    __slots__ = ("reservation_id", "account_id")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
-    def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
+    account_id: str
+    def __init__(self, reservation_id: _Optional[str] = ..., account_id: _Optional[str] = ...) -> None: ...
 
 class ReleaseResponse(_message.Message):
     __slots__ = ("released_quantity", "released_cash")
@@ -64,16 +66,18 @@ class ReleaseResponse(_message.Message):
     def __init__(self, released_quantity: _Optional[int] = ..., released_cash: _Optional[int] = ...) -> None: ...
 
 class ApplyFillRequest(_message.Message):
-    __slots__ = ("reservation_id", "trade_id", "price", "quantity")
+    __slots__ = ("reservation_id", "trade_id", "price", "quantity", "account_id")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     TRADE_ID_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     trade_id: str
     price: int
     quantity: int
-    def __init__(self, reservation_id: _Optional[str] = ..., trade_id: _Optional[str] = ..., price: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+    account_id: str
+    def __init__(self, reservation_id: _Optional[str] = ..., trade_id: _Optional[str] = ..., price: _Optional[int] = ..., quantity: _Optional[int] = ..., account_id: _Optional[str] = ...) -> None: ...
 
 class ApplyFillResponse(_message.Message):
     __slots__ = ("account", "replayed")

@@ -7,10 +7,11 @@ from itertools import groupby
 
 import pytest
 
+from discovery import Backoff
 from services.errors import Unavailable
 from services.launcher import free_port
 from services.marketdata.fanout import Fanout
-from services.marketdata.feed import Backoff, MatchingFeed
+from services.marketdata.feed import MatchingFeed
 from services.marketdata.grpc_adapter import MarketDataFanout
 from services.marketdata.quotes import Quote, QuoteBoard
 from services.model import Side
@@ -21,18 +22,11 @@ from trading.v1 import common_pb2, matching_pb2
 def make_feed(address: str) -> tuple[MatchingFeed, QuoteBoard, MarketDataFanout]:
     board = QuoteBoard(CATALOG)
     fanout: MarketDataFanout = Fanout()
-    return MatchingFeed(address, board, fanout, backoff=Backoff(0.01, 0.05)), board, fanout
-
-
-def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
-    middle = Backoff(0.1, 5.0, random=lambda: 0.5)
-    assert [round(middle.next_delay(), 3) for _ in range(8)] == [
-        0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0,
-    ]  # fmt: skip
-    middle.reset()
-    assert middle.next_delay() == pytest.approx(0.1)
-    assert Backoff(0.1, 5.0, random=lambda: 0.0).next_delay() == pytest.approx(0.08)
-    assert Backoff(0.1, 5.0, random=lambda: 1.0).next_delay() == pytest.approx(0.12)
+    return (
+        MatchingFeed(address, board, fanout, backoff=Backoff(initial=0.01, maximum=0.05)),
+        board,
+        fanout,
+    )
 
 
 async def test_feed_applies_the_engine_events_and_publishes_them() -> None:

@@ -430,3 +430,10 @@ async def test_closing_subscription_stops_delivery() -> None:
     feed.close()
     submit(engine, "b1", BUY, 5, 10_000)
     assert [e async for e in feed] == []
+
+
+def test_subscriber_count_counts_subscriptions_not_symbols() -> None:
+    engine = MatchingEngine(InstrumentCatalog.default(), engine_id="count")
+    engine.subscribe(("AAPL", "MSFT", "GOOG"))
+    engine.subscribe(())
+    assert engine.subscriber_count == 2

@@ -543,3 +543,23 @@ def test_ledger_invariants_under_random_traffic(seed: int) -> None:
             assert p.quantity == expected_pos[(acc, p.symbol)]
         held = {p.symbol for p in account.positions}
         assert held == {s for (a, s), q in expected_pos.items() if a == acc and q}
+
+
+def test_release_and_fill_refuse_another_accounts_reservation() -> None:
+    book = RiskBook(InstrumentCatalog.default(), AccountDefaults())
+    book.reserve(
+        reservation_id="r-owned",
+        account_id="alice",
+        symbol="AAPL",
+        side=1,
+        quantity=5,
+        price=18_000,
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        book.release("r-owned", account_id="bob")
+    assert caught.value.violations[0].field == "account_id"
+    with pytest.raises(InvalidArgument):
+        book.apply_fill(
+            reservation_id="r-owned", trade_id="t1", price=18_000, quantity=1, account_id="bob"
+        )
+    assert book.release("r-owned", account_id="alice").released_quantity == 5
