@@ -10,6 +10,7 @@ they are not retried (a half-consumed stream cannot be replayed safely).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,9 @@ from clients.resilience.retry_budget import RetryBudget
 Metadata = Sequence[tuple[str, str | bytes]] | None
 
 _monotonic = time.monotonic
+# Seconds before retrying a keyed call (x attempt): long enough for a dead owner's
+# health stream to break and the ring to move its keys, short against a 2 s deadline.
+_KEYED_RETRY_PAUSE = 0.05
 # grpc-core's words for a request that never left this process.
 _NEVER_SENT = ("failed to connect", "Connection refused", "connections to all backends failing")
 
@@ -114,6 +118,7 @@ class MeshChannel:
         policy, pool, throttle = self.policy, self.pool, self.throttle
         deadline = self._deadline(call.method, timeout_seconds)
         key = policy.key_of(request) if policy.key_of is not None else None
+        keyed = key is not None and policy.balancer == "ring_hash"
         self.budget.record_request()
         attempt, avoid = 1, None
         while True:
@@ -151,8 +156,14 @@ class MeshChannel:
                     and self.budget.try_acquire_retry()
                 ):
                     attempt += 1
-                    avoid = member.endpoint.instance_id
                     self.retries += 1
+                    if keyed:
+                        # The key's owner holds its state: ask the ring again once the
+                        # health watch has had a moment to drop a dead owner, rather
+                        # than spraying the key over other instances.
+                        await asyncio.sleep(_KEYED_RETRY_PAUSE * attempt)
+                    else:
+                        avoid = member.endpoint.instance_id
                     continue
                 raise
             except BaseException:  # cancelled by the caller: not the endpoint's fault

@@ -184,3 +184,18 @@ async def test_generated_stub_works_on_a_mesh_channel(tagged_servers) -> None:
         watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
         watch.cancel()
+
+
+async def test_keyed_retry_goes_to_the_new_owner_not_anywhere(tagged_servers) -> None:
+    servers = await tagged_servers(3)
+    keys = [f"account-{i}" for i in range(60)]
+    async with mesh_channel(servers, balancer="ring_hash", key_of=lambda r: r.decode()) as ch:
+        call = ch.unary_unary(WHO)
+        owners = {k: (await call(k.encode())).decode() for k in keys}
+        failing = servers[1]
+        failing.behavior.fail_with = grpc.StatusCode.UNAVAILABLE
+        await failing.set_serving(False)  # what a dying owner's health stream reports
+        after = {k: (await call(k.encode())).decode() for k in keys}
+    assert "s1" not in after.values()
+    # Keys of the other owners stay put; only s1's keys move.
+    assert all(after[k] == owners[k] for k in keys if owners[k] != "s1")
