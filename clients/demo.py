@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 from grpc_status import rpc_status
 
+from clients import trading
+from clients.mesh import Mesh
+from discovery import EtcdConfig
 from trading.v1 import (
     common_pb2,
     marketdata_pb2,
@@ -48,101 +52,98 @@ async def _collect(stream: AsyncIterator, into: list) -> None:
             into.append(item)
 
 
-async def session(addresses: dict[str, str], say: Printer = print) -> dict[str, list]:
-    """Runs the demo; returns what the streams saw (the e2e tests check it)."""
+async def session(mesh: Mesh, say: Printer = print) -> dict[str, list]:
+    """Runs the demo through `mesh`; returns what the streams saw (the e2e tests
+    check it)."""
     run = time.strftime("%H%M%S")  # fresh idempotency keys for each run
     seen: dict[str, list] = {"alice": [], "bob": [], "trades": [], "quotes": []}
-    async with (
-        grpc.aio.insecure_channel(addresses["orders"]) as orders_ch,
-        grpc.aio.insecure_channel(addresses["marketdata"]) as md_ch,
-        grpc.aio.insecure_channel(addresses["matching"]) as matching_ch,
-        grpc.aio.insecure_channel(addresses["risk"]) as risk_ch,
-    ):
-        orders = orders_pb2_grpc.OrderServiceStub(orders_ch)
-        market = marketdata_pb2_grpc.MarketDataServiceStub(md_ch)
-        streams = [
-            orders.StreamOrderEvents(orders_pb2.StreamOrderEventsRequest(account_id="alice")),
-            orders.StreamOrderEvents(orders_pb2.StreamOrderEventsRequest(account_id="bob")),
-            market.StreamTrades(marketdata_pb2.StreamTradesRequest(symbols=[SYMBOL])),
-            market.StreamQuotes(marketdata_pb2.StreamQuotesRequest(symbols=[SYMBOL])),
-        ]
-        tasks = [
-            asyncio.create_task(_collect(s, seen[k])) for s, k in zip(streams, seen, strict=True)
-        ]
-        await asyncio.sleep(0.3)  # let the subscriptions reach the servers
+    orders_ch = await mesh.channel(trading.ORDERS)
+    md_ch = await mesh.channel(trading.MARKETDATA)
+    matching_ch = await mesh.channel(trading.MATCHING)
+    risk_ch = await mesh.channel(trading.RISK)
+    orders = orders_pb2_grpc.OrderServiceStub(orders_ch)
+    market = marketdata_pb2_grpc.MarketDataServiceStub(md_ch)
+    streams = [
+        orders.StreamOrderEvents(orders_pb2.StreamOrderEventsRequest(account_id="alice")),
+        orders.StreamOrderEvents(orders_pb2.StreamOrderEventsRequest(account_id="bob")),
+        market.StreamTrades(marketdata_pb2.StreamTradesRequest(symbols=[SYMBOL])),
+        market.StreamQuotes(marketdata_pb2.StreamQuotesRequest(symbols=[SYMBOL])),
+    ]
+    tasks = [asyncio.create_task(_collect(s, seen[k])) for s, k in zip(streams, seen, strict=True)]
+    await asyncio.sleep(0.3)  # let the subscriptions reach the servers
 
-        def order(account: str, key: str, side: int, qty: int, price: int):
-            return orders_pb2.PlaceOrderRequest(
-                account_id=account,
-                client_order_id=f"{key}-{run}",
-                symbol=SYMBOL,
-                side=side,
-                type=common_pb2.ORDER_TYPE_LIMIT,
-                quantity=qty,
-                price=price,
-            )
-
-        say("\n== bob offers 100 @ 18950 and 50 @ 19000")
-        for request in (
-            order("bob", "ask-1", common_pb2.SIDE_SELL, 100, 18_950),
-            order("bob", "ask-2", common_pb2.SIDE_SELL, 50, 19_000),
-        ):
-            reply = await orders.PlaceOrder(request)
-            say("  " + describe_order(reply.order))
-
-        say("== alice buys 120 up to 19000: takes both levels")
-        buy = order("alice", "buy-1", common_pb2.SIDE_BUY, 120, 19_000)
-        reply = await orders.PlaceOrder(buy)
-        say("  " + describe_order(reply.order))
-        for fill in reply.fills:
-            say(f"    fill {fill.quantity} @ {fill.price} (trade {fill.trade_id})")
-
-        say("== alice sends the same order again (same client_order_id)")
-        again = await orders.PlaceOrder(buy)
-        say(
-            f"  replayed={again.replayed}, "
-            f"same order id: {again.order.order_id == reply.order.order_id}"
-        )
-
-        say("== an invalid order: MARKET with a price, quantity 0")
-        bad = orders_pb2.PlaceOrderRequest(
-            account_id="alice",
-            client_order_id=f"bad-{run}",
+    def order(account: str, key: str, side: int, qty: int, price: int):
+        return orders_pb2.PlaceOrderRequest(
+            account_id=account,
+            client_order_id=f"{key}-{run}",
             symbol=SYMBOL,
-            side=common_pb2.SIDE_BUY,
-            type=common_pb2.ORDER_TYPE_MARKET,
-            quantity=0,
-            price=5,
+            side=side,
+            type=common_pb2.ORDER_TYPE_LIMIT,
+            quantity=qty,
+            price=price,
         )
-        try:
-            await orders.PlaceOrder(bad)
-        except grpc.aio.AioRpcError as err:
-            say(f"  {err.code().name}: {err.details()}")
-            status = rpc_status.from_call(err)
-            say(f"  (google.rpc.BadRequest details attached: {bool(status and status.details)})")
 
-        book = await matching_pb2_grpc.MatchingEngineStub(matching_ch).GetBook(
-            matching_pb2.GetBookRequest(symbol=SYMBOL, depth=5)
-        )
-        quote = await market.GetQuote(marketdata_pb2.GetQuoteRequest(symbol=SYMBOL))
-        account = await risk_pb2_grpc.RiskServiceStub(risk_ch).GetAccount(
-            risk_pb2.GetAccountRequest(account_id="alice")
-        )
-        say("== the book after the trades")
-        for level in book.asks:
-            say(f"  ask {level.quantity} @ {level.price} ({level.order_count} orders)")
-        say(
-            f"== quote: bid {quote.bid_quantity} @ {quote.bid_price}, ask {quote.ask_quantity} @ "
-            f"{quote.ask_price}, last {quote.last_quantity} @ {quote.last_price}, "
-            f"volume {quote.volume}"
-        )
-        position = next((p.quantity for p in account.positions if p.symbol == SYMBOL), 0)
-        say(f"== alice: cash {account.cash}, {SYMBOL} position {position}")
+    say("\n== bob offers 100 @ 18950 and 50 @ 19000")
+    for request in (
+        order("bob", "ask-1", common_pb2.SIDE_SELL, 100, 18_950),
+        order("bob", "ask-2", common_pb2.SIDE_SELL, 50, 19_000),
+    ):
+        reply = await orders.PlaceOrder(request)
+        say("  " + describe_order(reply.order))
 
-        await asyncio.sleep(0.5)  # let the last events arrive
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks)
+    say("== alice buys 120 up to 19000: takes both levels")
+    buy = order("alice", "buy-1", common_pb2.SIDE_BUY, 120, 19_000)
+    reply = await orders.PlaceOrder(buy)
+    say("  " + describe_order(reply.order))
+    for fill in reply.fills:
+        say(f"    fill {fill.quantity} @ {fill.price} (trade {fill.trade_id})")
+
+    say("== alice sends the same order again (same client_order_id)")
+    again = await orders.PlaceOrder(buy)
+    say(
+        f"  replayed={again.replayed}, "
+        f"same order id: {again.order.order_id == reply.order.order_id}"
+    )
+
+    say("== an invalid order: MARKET with a price, quantity 0")
+    bad = orders_pb2.PlaceOrderRequest(
+        account_id="alice",
+        client_order_id=f"bad-{run}",
+        symbol=SYMBOL,
+        side=common_pb2.SIDE_BUY,
+        type=common_pb2.ORDER_TYPE_MARKET,
+        quantity=0,
+        price=5,
+    )
+    try:
+        await orders.PlaceOrder(bad)
+    except grpc.aio.AioRpcError as err:
+        say(f"  {err.code().name}: {err.details()}")
+        status = rpc_status.from_call(err)
+        say(f"  (google.rpc.BadRequest details attached: {bool(status and status.details)})")
+
+    book = await matching_pb2_grpc.MatchingEngineStub(matching_ch).GetBook(
+        matching_pb2.GetBookRequest(symbol=SYMBOL, depth=5)
+    )
+    quote = await market.GetQuote(marketdata_pb2.GetQuoteRequest(symbol=SYMBOL))
+    account = await risk_pb2_grpc.RiskServiceStub(risk_ch).GetAccount(
+        risk_pb2.GetAccountRequest(account_id="alice")
+    )
+    say("== the book after the trades")
+    for level in book.asks:
+        say(f"  ask {level.quantity} @ {level.price} ({level.order_count} orders)")
+    say(
+        f"== quote: bid {quote.bid_quantity} @ {quote.bid_price}, ask {quote.ask_quantity} @ "
+        f"{quote.ask_price}, last {quote.last_quantity} @ {quote.last_price}, "
+        f"volume {quote.volume}"
+    )
+    position = next((p.quantity for p in account.positions if p.symbol == SYMBOL), 0)
+    say(f"== alice: cash {account.cash}, {SYMBOL} position {position}")
+
+    await asyncio.sleep(0.5)  # let the last events arrive
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks)
 
     say("== what the streams delivered")
     for account in ("alice", "bob"):
@@ -155,14 +156,18 @@ async def session(addresses: dict[str, str], say: Printer = print) -> dict[str, 
     return seen
 
 
-def run_demo(addresses: dict[str, str]) -> dict[str, list]:
-    return asyncio.run(session(addresses))
+def run_demo(etcd_endpoints: str) -> dict[str, list]:
+    """The demo against the services registered in etcd at `etcd_endpoints`."""
+
+    async def run() -> dict[str, list]:
+        async with Mesh.from_etcd(EtcdConfig.from_endpoints(etcd_endpoints)) as mesh:
+            return await session(mesh)
+
+    return asyncio.run(run())
 
 
 def main() -> None:
-    from services.launcher import DEFAULT_PORTS
-
-    run_demo({name: f"127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
+    run_demo(os.environ.get("TRADEMESH_ETCD_ENDPOINTS", "127.0.0.1:2379"))
 
 
 if __name__ == "__main__":

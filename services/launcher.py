@@ -19,9 +19,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from discovery import LocalEtcd
 
 SERVICE_ORDER = ("risk", "matching", "marketdata", "orders")  # dependencies first
 DEFAULT_PORTS = {"orders": 50051, "risk": 50052, "matching": 50053, "marketdata": 50054}
@@ -112,48 +115,102 @@ class ServiceProcess:
             return self.process.wait()
 
 
+INSTANCES = {"orders": 2, "risk": 2, "matching": 2, "marketdata": 2}
+INSTANCE_PORT_STEP = 10  # instance n of a service listens on its default port + 10 n
+
+
 @dataclass
-class Mesh:
-    """Every trademesh service on loopback, with its state under `state_dir`."""
+class LocalMesh:
+    """Every trademesh service on loopback, with its state under `state_dir`.
+
+    With `etcd` (the default) a local etcd is started first, each service runs
+    `instances[name]` processes that register themselves and find their peers
+    there, and the orders processes share one SQLite file. Without it, one
+    process per service finds its peers at static addresses.
+    """
 
     state_dir: Path
+    instances: dict[str, int] = field(default_factory=lambda: dict(INSTANCES))
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    etcd: bool = True
+    etcd_port: int = 0  # 0 picks a free one
     grace_seconds: float = 5.0
+    # "<service>-<n>" -> port, overriding the default port + 10 n
+    instance_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    registry: LocalEtcd | None = None
+
+    @classmethod
+    def on_free_ports(cls, state_dir: Path, **kwargs: Any) -> LocalMesh:
+        """For tests: every port chosen by the OS."""
+        instances = kwargs.setdefault("instances", dict(INSTANCES))
+        kwargs.setdefault("ports", {name: free_port() for name in SERVICE_ORDER})
+        kwargs["instance_ports"] = {
+            f"{name}-{i}": free_port() for name in SERVICE_ORDER for i in range(instances[name])
+        }
+        return cls(state_dir, **kwargs)
+
+    def port_of(self, name: str, index: int) -> int:
+        found = self.instance_ports.get(f"{name}-{index}")
+        return found if found is not None else self.ports[name] + INSTANCE_PORT_STEP * index
 
     def addresses(self) -> dict[str, str]:
-        return {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
+        """The first instance of each service: where grpcurl and static clients go."""
+        return {name: f"127.0.0.1:{self.port_of(name, 0)}" for name in SERVICE_ORDER}
 
-    def _args(self, name: str) -> list[str]:
-        peers = self.addresses()
+    @property
+    def etcd_endpoints(self) -> str:
+        return self.registry.endpoint if self.registry is not None else ""
+
+    def instances_of(self, name: str) -> list[ServiceProcess]:
+        return [p for key, p in self.processes.items() if key.rsplit("-", 1)[0] == name]
+
+    def _args(self, name: str, index: int) -> list[str]:
         args = ["--grace-seconds", str(self.grace_seconds)]
+        if self.registry is not None:
+            args += ["--etcd-endpoints", self.registry.endpoint]
+            args += ["--instance-id", f"{name}-{index}", "--lease-ttl-seconds", "3"]
+        else:
+            peers = self.addresses()
+            if name == "orders":
+                args += ["--risk-address", peers["risk"], "--matching-address", peers["matching"]]
+            elif name == "marketdata":
+                args += ["--matching-address", peers["matching"]]
         if name == "orders":
-            args += ["--risk-address", peers["risk"], "--matching-address", peers["matching"]]
             args += ["--db-path", str(self.state_dir / "orders.db")]
-        elif name == "marketdata":
-            args += ["--matching-address", peers["matching"]]
         return args
 
     def start(self, timeout: float = 30.0) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        if self.etcd:
+            self.registry = LocalEtcd(
+                client_port=self.etcd_port, data_dir=self.state_dir / "etcd"
+            ).start()
+        counts = self.instances if self.etcd else dict.fromkeys(SERVICE_ORDER, 1)
         for name in SERVICE_ORDER:
-            proc = ServiceProcess(name, self.ports[name], self._args(name), logs / f"{name}.log")
-            self.processes[name] = proc
-            proc.start()
+            for index in range(counts[name]):
+                key = f"{name}-{index}"
+                proc = ServiceProcess(
+                    name, self.port_of(name, index), self._args(name, index), logs / f"{key}.log"
+                )
+                self.processes[key] = proc
+                proc.start()
         for proc in self.processes.values():
             proc.wait_serving(timeout)
 
     def stop(self) -> dict[str, int | None]:
         # The edge first, so nothing new flows down while the rest drains.
-        return {
-            name: self.processes[name].stop()
-            for name in reversed(SERVICE_ORDER)
-            if name in self.processes
-        }
+        codes = {}
+        for name in reversed(SERVICE_ORDER):
+            for proc in self.instances_of(name):
+                codes[f"{name}:{proc.port}"] = proc.stop()
+        if self.registry is not None:
+            self.registry.close()  # last: services deregister on their way out
+        return codes
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[Mesh]:
+    def running(self) -> Iterator[LocalMesh]:
         try:
             self.start()
             yield self
@@ -184,13 +241,14 @@ def grpcurl_examples(addresses: dict[str, str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run every trademesh service on loopback.")
-    parser.add_argument("--state-dir", type=Path, default=Path("var"), help="db and logs")
+    parser.add_argument("--state-dir", type=Path, default=Path("var"), help="db, etcd and logs")
     parser.add_argument("--no-demo", action="store_true", help="start the mesh only")
+    parser.add_argument("--etcd-port", type=int, default=2379, help="port of the local etcd")
     args = parser.parse_args(argv)
 
     from clients.demo import run_demo
 
-    mesh = Mesh(args.state_dir)
+    mesh = LocalMesh(args.state_dir, etcd_port=args.etcd_port)
     stop = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -199,12 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    print(f"starting {', '.join(SERVICE_ORDER)} (logs in {args.state_dir / 'logs'}) ...")
+    print(f"starting etcd and {', '.join(SERVICE_ORDER)} (logs in {args.state_dir / 'logs'}) ...")
     with mesh.running():
-        for name, address in mesh.addresses().items():
-            print(f"  {name:<11} {address}  pid {mesh.processes[name].pid}")
+        etcd_pid = mesh.registry.pid if mesh.registry else "-"
+        print(f"  etcd          {mesh.etcd_endpoints}  pid {etcd_pid}")
+        for key, proc in mesh.processes.items():
+            print(f"  {key:<13} {proc.address}  pid {proc.pid}")
         if not args.no_demo:
-            run_demo(mesh.addresses())
+            run_demo(mesh.etcd_endpoints)
         print("\nThe mesh is up. Explore it with grpcurl (`.venv/bin/grpcurl` after make install):")
         print(grpcurl_examples(mesh.addresses()))
         print("\nCtrl-C stops every service gracefully.")

@@ -1,5 +1,6 @@
 """OrderService process wiring: its settings, the bindings one worker serves, and
-the background loop that finishes what a placement could not."""
+the background tasks: the order event tailer, the loop that finishes what a
+placement could not, and the trim of the order event log."""
 
 from __future__ import annotations
 
@@ -13,18 +14,27 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from clients.trading import MATCHING, ORDERS, RISK
 from services.instruments import InstrumentCatalog
 from services.orders.downstream import GrpcMatching, GrpcRisk
 from services.orders.events import DEFAULT_QUEUE_SIZE, OrderEventHub
 from services.orders.grpc_adapter import OrderServiceServicer
 from services.orders.placement import DEFAULT_RECOVERY_GRACE_SECONDS, OrderDesk
 from services.orders.store import OrderStore
-from services.runtime.channels import open_channel
+from services.runtime.peers import open_mesh
 from services.runtime.server import ServiceBinding
 from services.runtime.settings import ServerSettings
 from trading.v1 import orders_pb2_grpc
 
 SERVICE_NAME = "trading.v1.OrderService"
+
+# The event log is trimmed to its retention this often, by every process (the
+# delete is idempotent): the log only needs to stay near its size bound, and each
+# pass is a short range delete on the primary key.
+EVENT_LOG_TRIM_SECONDS = 60.0
+# Rows deleted per trim transaction: a few milliseconds each, so a writer never
+# waits long behind the trim (and the event loop runs between chunks).
+_TRIM_CHUNK = 10_000
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,8 +48,12 @@ class OrderSettings(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="TRADEMESH_ORDERS_")
 
     port: int = Field(50051, ge=0, le=65535, description="port to listen on; 0 picks a free one")
-    risk_address: str = Field("127.0.0.1:50052", description="RiskService host:port")
-    matching_address: str = Field("127.0.0.1:50053", description="MatchingEngine host:port")
+    risk_address: str = Field(
+        "127.0.0.1:50052", description="RiskService host:port[,...] when not using etcd"
+    )
+    matching_address: str = Field(
+        "127.0.0.1:50053", description="MatchingEngine host:port[,...] when not using etcd"
+    )
     db_path: Path = Field(
         Path("var/orders.db"),
         description="the order store (SQLite file; relative paths start at the working "
@@ -53,6 +67,12 @@ class OrderSettings(ServerSettings):
         ge=1,
         description="order events buffered per StreamOrderEvents subscriber; one that falls "
         "further behind is disconnected with RESOURCE_EXHAUSTED and must resubscribe",
+    )
+    event_log_retention: int = Field(
+        1_000_000,
+        ge=1,
+        description="order events kept in the store's event log (trimmed every minute); "
+        "a process whose tailer lags further behind loses the rest",
     )
     recovery_grace_seconds: float = Field(
         DEFAULT_RECOVERY_GRACE_SECONDS,
@@ -103,41 +123,70 @@ async def retry_outstanding(desk: OrderDesk, *, min_seconds: float, max_seconds:
         delay = min(max(delay * 2, min_seconds), max_seconds) if outstanding else min_seconds
 
 
+async def trim_event_log(
+    store: OrderStore, *, keep: int, every_seconds: float = EVENT_LOG_TRIM_SECONDS
+) -> None:
+    """Keeps the order event log at its newest `keep` events, forever: a periodic
+    trim, so appending never pays for it."""
+    while True:
+        try:
+            deleted = store.trim_events(keep, limit=_TRIM_CHUNK)
+        except Exception:
+            # The next pass tries again; the log only grows by a minute meanwhile.
+            _LOGGER.exception("trimming the order event log failed; retrying")
+            deleted = 0
+        # A full chunk: more to delete, as soon as other tasks have run.
+        await asyncio.sleep(0 if deleted == _TRIM_CHUNK else every_seconds)
+
+
 @asynccontextmanager
 async def build_services(settings: OrderSettings) -> AsyncIterator[list[ServiceBinding]]:
-    """One store connection, two downstream channels and one desk per worker
-    (opened here, after the fork: grpc.aio channels cannot cross processes)."""
+    """One store connection, one mesh (risk and matching channels), one desk and
+    one event tailer per worker (opened here, after the fork: grpc.aio channels
+    cannot cross processes)."""
     store = OrderStore(settings.db_path)
-    risk_channel = open_channel(settings.risk_address)
-    matching_channel = open_channel(settings.matching_address)
+    mesh = open_mesh(
+        settings, {"risk": settings.risk_address, "matching": settings.matching_address}
+    )
+    # Risk by account and matching by symbol: each key's state lives on one instance.
+    risk_channel = await mesh.channel(RISK)
+    matching_channel = await mesh.channel(MATCHING)
     timeout = settings.downstream_timeout_seconds
     desk = OrderDesk(
         store,
         GrpcRisk(risk_channel, timeout_seconds=timeout),
         GrpcMatching(matching_channel, timeout_seconds=timeout),
         catalog=InstrumentCatalog.default(),
-        events=OrderEventHub(settings.event_queue_size),
+        events=OrderEventHub(store, settings.event_queue_size),
         recovery_grace_seconds=settings.recovery_grace_seconds,
     )
-    retry = asyncio.create_task(
-        retry_outstanding(
-            desk, min_seconds=settings.retry_min_seconds, max_seconds=settings.retry_max_seconds
-        )
-    )
+    desk.events.start()
+    background = [
+        asyncio.create_task(
+            retry_outstanding(
+                desk,
+                min_seconds=settings.retry_min_seconds,
+                max_seconds=settings.retry_max_seconds,
+            )
+        ),
+        asyncio.create_task(trim_event_log(store, keep=settings.event_log_retention)),
+    ]
     try:
         yield [
             ServiceBinding(
                 SERVICE_NAME,
                 OrderServiceServicer(desk),
                 orders_pb2_grpc.add_OrderServiceServicer_to_server,
+                registry_name=ORDERS.service,
             )
         ]
     finally:
-        retry.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await retry
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await desk.drain()  # placements the drain cancelled still finish their saga
-        desk.events.close()
-        await risk_channel.close()
-        await matching_channel.close()
+        await desk.events.stop()
+        await mesh.close()
         store.close()

@@ -42,8 +42,8 @@ class GrpcRisk:
         held = reply.reservation
         return Hold(held.reservation_id, held.open_quantity, held.reserved_cash, reply.replayed)
 
-    async def release(self, reservation_id: str) -> Released:
-        request = risk_pb2.ReleaseRequest(reservation_id=reservation_id)
+    async def release(self, reservation_id: str, account_id: str) -> Released:
+        request = risk_pb2.ReleaseRequest(reservation_id=reservation_id, account_id=account_id)
         try:
             reply = await self._stub.Release(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as err:
@@ -51,10 +51,14 @@ class GrpcRisk:
         return Released(reply.released_quantity, reply.released_cash)
 
     async def apply_fill(
-        self, *, reservation_id: str, trade_id: str, price: int, quantity: int
+        self, *, reservation_id: str, account_id: str, trade_id: str, price: int, quantity: int
     ) -> bool:
         request = risk_pb2.ApplyFillRequest(
-            reservation_id=reservation_id, trade_id=trade_id, price=price, quantity=quantity
+            reservation_id=reservation_id,
+            account_id=account_id,
+            trade_id=trade_id,
+            price=price,
+            quantity=quantity,
         )
         try:
             reply = await self._stub.ApplyFill(request, timeout=self._timeout)

@@ -17,6 +17,11 @@ if it did trade after all, the trades are recorded and the rest stays canceled.
 If the unwinding itself fails, the order stays pending and `recover_pending`
 (run at start-up and by the retry loop) finishes it.
 
+Every change's order events are appended to the store's event log in the change's
+own transaction (an event exists iff its change committed); each process's hub
+tails that log, so a subscriber sees changes booked by any process sharing the
+store (events.py). The hub is only poked after the commit, to read it at once.
+
 Risk calls after a commit go through an outbox (store columns): anything RiskService
 does not confirm is retried by `settle_outbox`, so nothing stays reserved for
 nothing and no fill is lost. A reservation is released only once its order is
@@ -27,10 +32,6 @@ arrives after the release.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import json
 import logging
 import time
 import uuid
@@ -52,6 +53,7 @@ from services.instruments import InstrumentCatalog
 from services.model import OrderSpec, OrderStatus, check_id, parse_order_spec
 from services.orders.events import OrderEvent, OrderEventHub, OrderEventStream, OrderEventType
 from services.orders.lifecycle import Fill, IllegalTransition, Order
+from services.orders.paging import decode_page_token, encode_page_token, filters_digest
 from services.orders.ports import Execution, MatchingPort, RiskPort, Trade
 from services.orders.store import OrderStore, Outbox
 
@@ -115,7 +117,8 @@ PlaceOutcome = Placement | DomainError
 
 @dataclass(slots=True)
 class _Booking:
-    """What one transaction changed, to publish and settle after it commits."""
+    """What one transaction changed: its events (appended to the log inside it) and
+    what to settle after it commits."""
 
     order: Order
     events: list[OrderEvent] = field(default_factory=list)
@@ -149,7 +152,7 @@ class OrderDesk:
         self._risk = risk
         self._matching = matching
         self._catalog = catalog
-        self.events = events if events is not None else OrderEventHub()
+        self.events = events if events is not None else OrderEventHub(store)
         self._grace_ns = int(recovery_grace_seconds * 1e9)
         self._clock = clock
         self._new_order_id = new_order_id
@@ -338,7 +341,7 @@ class OrderDesk:
             else:  # it traded after all (or finished elsewhere): record what happened
                 booking = self._book(order.order_id, execution, canceled_now=canceled_now)
         if booking.order.status is OrderStatus.REJECTED:
-            self._publish(booking.events)
+            self._committed(booking)
             await self._settle((), booking.orders)
             return _error_from_code(booking.order.error_code, booking.order.reject_reason)
         return await self._finish(booking)
@@ -375,6 +378,7 @@ class OrderDesk:
             current = current.cancel(rest, now)
             booking.events.append(OrderEvent(OrderEventType.CANCELED, current))
         self._store.update(current)
+        self._store.append_events(booking.events, now_ns=now)
         booking.order = current
         return booking
 
@@ -406,7 +410,7 @@ class OrderDesk:
             current = self._store.get(order_id)
             assert current is not None, "a pending order is never deleted"
             booking = self._reject_in_transaction(current, error, release_due=release_due)
-        self._publish(booking.events)
+        self._committed(booking)
 
     def _reject_in_transaction(
         self, current: Order, error: DomainError, *, release_due: bool
@@ -414,17 +418,19 @@ class OrderDesk:
         booking = _Booking(current, orders={current.order_id})
         if not current.is_pending:
             return booking
-        rejected = current.reject(error.message, error.code, self._clock())
+        now = self._clock()
+        rejected = current.reject(error.message, error.code, now)
         self._store.update(rejected)
         if not release_due:  # refused by risk: it reserved nothing
             self._store.mark_release(rejected.order_id, Outbox.DONE)
         booking.order = rejected
         booking.events.append(OrderEvent(OrderEventType.REJECTED, rejected))
+        self._store.append_events(booking.events, now_ns=now)
         return booking
 
     async def _finish(self, booking: _Booking) -> PlaceOutcome:
-        """After the commit: events out, risk told, the answer built."""
-        self._publish(booking.events)
+        """After the commit: the hub poked, risk told, the answer built."""
+        self._committed(booking)
         await self._settle(booking.fills, booking.orders)
         order = booking.order
         if order.status is OrderStatus.REJECTED:
@@ -441,9 +447,11 @@ class OrderDesk:
         applied: list[tuple[Fill, Outbox]] = []
         reachable = True
         for fill in fills:
+            owner = self._store.get(fill.order_id)
             try:
                 await self._risk.apply_fill(
                     reservation_id=fill.order_id,
+                    account_id=owner.account_id if owner is not None else "",
                     trade_id=fill.trade_id,
                     price=fill.price,
                     quantity=fill.quantity,
@@ -466,7 +474,7 @@ class OrderDesk:
         released: list[tuple[str, Outbox]] = []
         for order in self._store.releases_due(order_ids):
             try:
-                await self._risk.release(order.order_id)
+                await self._risk.release(order.order_id, order.account_id)
             except _RETRYABLE as err:
                 _LOGGER.info("release of %s stays due: %s", order.order_id, err)
                 break
@@ -551,9 +559,11 @@ class OrderDesk:
                     "and its fills are still being recorded (or an earlier cancel already took "
                     "it off); GetOrder shows its state"
                 )
-            current = current.cancel(removed, self._clock())
+            now = self._clock()
+            current = current.cancel(removed, now)
             self._store.update(current)
-        self._publish([OrderEvent(OrderEventType.CANCELED, current)])
+            self._store.append_events([OrderEvent(OrderEventType.CANCELED, current)], now_ns=now)
+        self.events.notify()
         await self._settle((), {current.order_id})
         return Cancellation(current, removed)
 
@@ -607,10 +617,10 @@ class OrderDesk:
             violations.add(
                 "page_size", f"must be 1 to {MAX_PAGE_SIZE} (or 0 for {DEFAULT_PAGE_SIZE})"
             )
-        filters = _filters_digest(account_id, symbol, wanted)
+        filters = filters_digest(account_id, symbol, wanted)
         after = None
         if page_token:
-            after = _decode_page_token(page_token, filters, violations)
+            after = decode_page_token(page_token, filters, violations)
         violations.raise_if_any()
         rows = self._store.page(
             account_id,
@@ -622,7 +632,7 @@ class OrderDesk:
         token = ""
         if len(rows) > page_size:
             last = rows[page_size - 1]
-            token = _encode_page_token(last.created_at_ns, last.order_id, filters)
+            token = encode_page_token(last.created_at_ns, last.order_id, filters)
         return OrderPage(tuple(rows[:page_size]), token)
 
     def subscribe(self, account_id: str) -> OrderEventStream:
@@ -632,9 +642,11 @@ class OrderDesk:
         violations.raise_if_any()
         return self.events.subscribe(account_id)
 
-    def _publish(self, events: Iterable[OrderEvent]) -> None:
-        for event in events:
-            self.events.publish(event)
+    def _committed(self, booking: _Booking) -> None:
+        """After the commit of a booking: its events are in the log; the tailer of
+        this process reads them now rather than at its next poll."""
+        if booking.events:
+            self.events.notify()
 
     async def drain(self) -> None:
         """Waits for placements and cancels in progress (on shutdown)."""
@@ -669,36 +681,3 @@ def _about(peer: str, err: DomainError) -> str:
     if err.message.startswith(peer):
         return err.message
     return f"{peer} unavailable: {err.message}"
-
-
-def _filters_digest(account_id: str, symbol: str, statuses: Iterable[OrderStatus]) -> str:
-    key = json.dumps([account_id, symbol, sorted(int(s) for s in statuses)])
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _encode_page_token(created_at_ns: int, order_id: str, filters: str) -> str:
-    raw = json.dumps([created_at_ns, order_id, filters], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_page_token(token: str, filters: str, violations: Violations) -> tuple[int, str] | None:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        created_at_ns, order_id, digest = json.loads(raw)
-        if not (isinstance(created_at_ns, int) and isinstance(order_id, str)):
-            raise ValueError("bad token fields")
-    except (binascii.Error, ValueError, TypeError):
-        violations.add(
-            "page_token",
-            "is not a token this service issued; pass next_page_token of the previous page "
-            "unchanged, or leave it empty for the first page",
-        )
-        return None
-    if digest != filters:
-        violations.add(
-            "page_token",
-            "was issued for other filters; keep account_id, symbol and statuses unchanged "
-            "while paging, or start again without a page token",
-        )
-        return None
-    return created_at_ns, order_id

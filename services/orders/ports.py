@@ -66,13 +66,14 @@ class RiskPort(Protocol):
         FailedPrecondition names the limit an order would breach."""
         ...
 
-    async def release(self, reservation_id: str) -> Released:
+    async def release(self, reservation_id: str, account_id: str) -> Released:
         """Gives back what the reservation still holds; idempotent. An id never
-        reserved is remembered, so a late Reserve of it is refused."""
+        reserved is remembered, so a late Reserve of it is refused. The account
+        routes the call to the instance that holds it."""
         ...
 
     async def apply_fill(
-        self, *, reservation_id: str, trade_id: str, price: int, quantity: int
+        self, *, reservation_id: str, account_id: str, trade_id: str, price: int, quantity: int
     ) -> bool:
         """Books one fill against its reservation; idempotent on (reservation_id,
         trade_id). Returns True when it had been applied before."""

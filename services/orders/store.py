@@ -13,11 +13,19 @@ never await inside one, or the write lock is held across the await.
 Two outbox columns record what RiskService has not confirmed yet:
 `fills.risk_state` (the fill still to be applied) and `orders.release_state` (the
 reservation's rest still to be released once the order is settled).
+
+`order_events` is the durable order event log every process of the service tails
+for StreamOrderEvents (events.py). An event is appended in the transaction of the
+change it reports, so it exists iff that change committed; and since a writer
+holds the write lock from BEGIN IMMEDIATE to COMMIT, `seq` grows in commit order
+across processes: a reader that has seen seq N has seen every event before it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
@@ -25,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from services.model import OrderSpec, OrderStatus, OrderType, Side, TimeInForce
+from services.orders.events import OrderEvent, OrderEventType
 from services.orders.lifecycle import Fill, Order
 
 
@@ -86,6 +95,26 @@ _SCHEMA = (
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS fills_by_order ON fills (order_id, timestamp_ns)",
     "CREATE INDEX IF NOT EXISTS fills_risk_due ON fills (order_id) WHERE risk_state = 0",
+    # The event log. `seq` is the rowid, so it is the table's own index: reading
+    # after a cursor is a range scan. AUTOINCREMENT never hands out a seq twice,
+    # whatever was deleted, so no cursor can take a new event for one it has seen.
+    """CREATE TABLE IF NOT EXISTS order_events (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id     TEXT NOT NULL,
+        type           INTEGER NOT NULL,
+        -- The order right after the event: the orders row's columns as a JSON
+        -- array (_order_row), decoded by the same code that reads orders rows.
+        order_json     TEXT NOT NULL,
+        -- The execution, for FILLED events (its order_id is the order's).
+        trade_id       TEXT,
+        fill_price     INTEGER,
+        fill_quantity  INTEGER,
+        fill_aggressor INTEGER,
+        fill_ts_ns     INTEGER,
+        created_at_ns  INTEGER NOT NULL
+    )""",
+    # One account's events in order, for a replay from a cursor per account.
+    "CREATE INDEX IF NOT EXISTS order_events_by_account ON order_events (account_id, seq)",
 )
 
 _ORDER_COLUMNS = (
@@ -94,6 +123,11 @@ _ORDER_COLUMNS = (
     "error_code, created_at_ns, updated_at_ns"
 )
 _FILL_COLUMNS = "trade_id, order_id, price, quantity, aggressor, timestamp_ns"
+
+_EVENT_COLUMNS = (
+    "account_id, type, order_json, trade_id, fill_price, fill_quantity, fill_aggressor, "
+    "fill_ts_ns, created_at_ns"
+)
 
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
 
@@ -146,6 +180,31 @@ def _fill_from_row(row: Sequence[Any]) -> Fill:
     return Fill(trade_id, order_id, price, quantity, bool(aggressor), timestamp_ns)
 
 
+def _event_row(event: OrderEvent, now_ns: int) -> tuple[object, ...]:
+    order_json = json.dumps(_order_row(event.order), separators=(",", ":"))
+    fill = event.fill
+    if fill is None:
+        fill_columns: tuple[object, ...] = (None, None, None, None, None)
+    else:
+        fill_columns = (
+            fill.trade_id,
+            fill.price,
+            fill.quantity,
+            int(fill.aggressor),
+            fill.timestamp_ns,
+        )
+    return (event.order.account_id, int(event.type), order_json, *fill_columns, now_ns)
+
+
+def _event_from_row(row: Sequence[Any]) -> tuple[int, OrderEvent]:
+    seq, type_, order_json, trade_id, price, quantity, aggressor, timestamp_ns = row
+    order = _order_from_row(json.loads(order_json))
+    fill = None
+    if trade_id is not None:
+        fill = Fill(trade_id, order.order_id, price, quantity, bool(aggressor), timestamp_ns)
+    return seq, OrderEvent(OrderEventType(type_), order, fill)
+
+
 class OrderStore:
     """Orders and fills in one SQLite file; see the module doc for the threading rule."""
 
@@ -157,7 +216,7 @@ class OrderStore:
         # they begin and end.
         self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(busy_timeout_ms / 1000)
         # NORMAL in WAL mode: a commit survives a process crash; only a power loss
         # can take back the last commits (never corrupting the file).
         self._db.execute("PRAGMA synchronous = NORMAL")
@@ -168,6 +227,21 @@ class OrderStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _enable_wal(self, timeout_seconds: float) -> None:
+        """Switches the file to WAL. Switching takes the file alone for a moment, and
+        SQLite answers a competing switch with "database is locked" at once, without
+        its busy handler: processes opening a new file together (workers, instances
+        on one host) retry here until the busy timeout instead."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)  # start-up only: blocking the loop here costs nothing
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -357,3 +431,48 @@ class OrderStore:
             "AND filled_quantity + canceled_quantity = quantity"
         ).fetchone()[0]
         return int(fills) + int(releases)
+
+    # -- the order event log -----------------------------------------------------
+
+    def append_events(self, events: Iterable[OrderEvent], *, now_ns: int) -> None:
+        """Appends `events` to the log, in order, inside the caller's transaction:
+        the one that makes the change they report, so they commit (or vanish) with it."""
+        if not self._db.in_transaction:
+            raise RuntimeError(
+                "append_events belongs in the transaction of the change the events report; "
+                "call it inside store.transaction()"
+            )
+        self._db.executemany(
+            f"INSERT INTO order_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+            [_event_row(event, now_ns) for event in events],
+        )
+
+    def events_after(self, seq: int, limit: int) -> list[tuple[int, OrderEvent]]:
+        """Up to `limit` events with a sequence above `seq`, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, type, order_json, trade_id, fill_price, fill_quantity, "
+            "fill_aggressor, fill_ts_ns FROM order_events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [_event_from_row(row) for row in rows]
+
+    def last_event_seq(self) -> int:
+        """The sequence of the newest event, 0 before the first (max of the rowid:
+        one step down the table's b-tree)."""
+        return int(self._db.execute("SELECT max(seq) FROM order_events").fetchone()[0] or 0)
+
+    def trim_events(self, keep: int, *, limit: int = 10_000) -> int:
+        """Deletes up to `limit` of the oldest events beyond the newest `keep`;
+        returns how many. Retention is by count: the log only has to cover how far
+        a tailer can lag (milliseconds), and a count bounds the file whatever the
+        rate. Called repeatedly by the periodic trim (app.py), a short transaction
+        each, so no writer waits behind one long delete."""
+        if keep < 1:
+            raise ValueError(f"the event log keeps at least 1 event, got {keep}")
+        with self.transaction():
+            cursor = self._db.execute(
+                "DELETE FROM order_events WHERE seq IN (SELECT seq FROM order_events "
+                "WHERE seq <= (SELECT max(seq) FROM order_events) - ? ORDER BY seq LIMIT ?)",
+                (keep, limit),
+            )
+        return cursor.rowcount

@@ -11,7 +11,9 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2
 
 from clients.demo import session
-from services.launcher import Mesh
+from clients.mesh import Mesh
+from discovery import EtcdConfig
+from services.launcher import LocalMesh
 from trading.v1 import (
     common_pb2,
     marketdata_pb2,
@@ -37,20 +39,21 @@ def limit(account: str, side: int, qty: int, price: int, symbol: str = "MSFT", k
 
 
 @pytest.fixture
-async def orders(mesh: Mesh) -> AsyncIterator[orders_pb2_grpc.OrderServiceStub]:
+async def orders(mesh: LocalMesh) -> AsyncIterator[orders_pb2_grpc.OrderServiceStub]:
     async with grpc.aio.insecure_channel(mesh.addresses()["orders"]) as channel:
         yield orders_pb2_grpc.OrderServiceStub(channel)
 
 
 @pytest.fixture
-async def market(mesh: Mesh) -> AsyncIterator[marketdata_pb2_grpc.MarketDataServiceStub]:
+async def market(mesh: LocalMesh) -> AsyncIterator[marketdata_pb2_grpc.MarketDataServiceStub]:
     async with grpc.aio.insecure_channel(mesh.addresses()["marketdata"]) as channel:
         yield marketdata_pb2_grpc.MarketDataServiceStub(channel)
 
 
-async def test_demo_session_trades_and_streams(mesh: Mesh) -> None:
+async def test_demo_session_trades_and_streams(mesh: LocalMesh) -> None:
     printed: list[str] = []
-    seen = await session(mesh.addresses(), say=printed.append)
+    async with Mesh.from_etcd(EtcdConfig.from_endpoints(mesh.etcd_endpoints)) as through_etcd:
+        seen = await session(through_etcd, say=printed.append)
 
     assert [(t.quantity, t.price) for t in seen["trades"]] == [(100, 18_950), (20, 19_000)]
     alice = [orders_pb2.OrderEventType.Name(e.type) for e in seen["alice"]]
@@ -130,7 +133,7 @@ async def test_bad_input_gets_a_clear_status(orders) -> None:
     assert "hal" in caught.value.details()
 
 
-async def test_grpcurl_session(mesh: Mesh, run_grpcurl) -> None:
+async def test_grpcurl_session(mesh: LocalMesh, run_grpcurl) -> None:
     address = mesh.addresses()["orders"]
     listed = await run_grpcurl(address, "list")
     assert listed.returncode == 0, listed.stderr
@@ -166,12 +169,12 @@ async def test_grpcurl_session(mesh: Mesh, run_grpcurl) -> None:
     assert health.json() == {"status": "SERVING"}
 
 
-async def test_orders_survive_a_restart(mesh: Mesh) -> None:
+async def test_orders_survive_a_restart(mesh: LocalMesh) -> None:
     request = limit("jo", common_pb2.SIDE_SELL, 9, 40_000, symbol="AMZN")
     async with grpc.aio.insecure_channel(mesh.addresses()["orders"]) as channel:
         placed = await orders_pb2_grpc.OrderServiceStub(channel).PlaceOrder(request)
 
-    process = mesh.processes["orders"]
+    process = mesh.processes["orders-0"]
     assert await asyncio.to_thread(process.stop) == 0
     process.start()
     await asyncio.to_thread(process.wait_serving)

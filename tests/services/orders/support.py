@@ -73,17 +73,23 @@ class InProcessRisk:
         held = result.reservation
         return Hold(held.reservation_id, held.open_quantity, held.reserved_cash, result.replayed)
 
-    async def release(self, reservation_id: str) -> Released:
-        result = await self.faults.run("release", lambda: self.book.release(reservation_id))
+    async def release(self, reservation_id: str, account_id: str) -> Released:
+        result = await self.faults.run(
+            "release", lambda: self.book.release(reservation_id, account_id)
+        )
         return Released(result.released_quantity, result.released_cash)
 
     async def apply_fill(
-        self, *, reservation_id: str, trade_id: str, price: int, quantity: int
+        self, *, reservation_id: str, account_id: str, trade_id: str, price: int, quantity: int
     ) -> bool:
         result = await self.faults.run(
             "apply_fill",
             lambda: self.book.apply_fill(
-                reservation_id=reservation_id, trade_id=trade_id, price=price, quantity=quantity
+                reservation_id=reservation_id,
+                trade_id=trade_id,
+                price=price,
+                quantity=quantity,
+                account_id=account_id,
             ),
         )
         return result.replayed

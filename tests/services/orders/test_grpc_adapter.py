@@ -194,6 +194,27 @@ async def test_order_events_stream_fills_to_the_maker(orders: OrdersServer) -> N
     await until(lambda: desk.events.subscriber_count() == 0, turns=10_000)
 
 
+async def test_order_events_reach_a_subscriber_of_another_server_on_the_same_store(
+    start_orders: StartOrders,
+) -> None:
+    async with start_orders("shared.db") as here, start_orders("shared.db") as there:
+        stream = here.stub.StreamOrderEvents(orders_pb2.StreamOrderEventsRequest(account_id="bob"))
+        events = here.servicer.desk.events
+        await until(lambda: events.subscriber_count("bob") == 1, turns=10_000)
+
+        maker = await here.stub.PlaceOrder(limit("bob", SELL, 10))
+        await there.stub.PlaceOrder(limit("alice", BUY, 4))  # books bob's side too
+        received = [await asyncio.wait_for(stream.read(), 5) for _ in range(2)]
+        stream.cancel()
+
+    assert [(e.sequence, e.type) for e in received] == [
+        (1, orders_pb2.ORDER_EVENT_TYPE_ACCEPTED),
+        (2, orders_pb2.ORDER_EVENT_TYPE_FILLED),
+    ]
+    assert received[1].order.order_id == maker.order.order_id
+    assert (received[1].fill.quantity, received[1].fill.aggressor) == (4, False)
+
+
 async def test_order_entry_answers_each_batch_in_order(orders: OrdersServer) -> None:
     good = [limit("erin", BUY, 5, price=10_000 + i) for i in range(3)]
     invalid = limit("erin", BUY, 0)

@@ -1,4 +1,5 @@
-"""The SQLite order store: round trips, durability, the key, paging and the outbox."""
+"""The SQLite order store: round trips, durability, the key, paging, the outbox and
+the order event log."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.model import OrderSpec, OrderStatus, OrderType, Side, TimeInForce
+from services.orders.events import OrderEvent, OrderEventType
 from services.orders.lifecycle import Fill, Order
 from services.orders.store import OrderStore, Outbox
 
@@ -194,3 +196,82 @@ def test_a_canceled_order_with_fills_still_to_come_is_not_released(store: OrderS
 def test_the_store_refuses_rows_it_does_not_understand(store: OrderStore) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.add_fill(fill(order_id="no-such-order"))  # fills belong to orders
+
+
+# -- the order event log ----------------------------------------------------------
+
+
+def events(*pairs: tuple[OrderEventType, Order]) -> list[OrderEvent]:
+    return [OrderEvent(kind, order) for kind, order in pairs]
+
+
+def test_events_round_trip_in_order_with_their_order_and_fill(store: OrderStore) -> None:
+    accepted = new_order().accept(2_000)
+    filled = accepted.fill(4, 9_900, 3_000)
+    taken = Fill("t-1", "o-1", 9_900, 4, False, 2_500)
+    bob = new_order("o-2", account="bob").reject("no cash", "FAILED_PRECONDITION", 4_000)
+    assert store.last_event_seq() == 0 and store.events_after(0, 10) == []
+
+    with store.transaction():
+        store.append_events(
+            [
+                OrderEvent(OrderEventType.ACCEPTED, accepted),
+                OrderEvent(OrderEventType.FILLED, filled, taken),
+                OrderEvent(OrderEventType.REJECTED, bob),
+            ],
+            now_ns=5_000,
+        )
+
+    assert store.last_event_seq() == 3
+    assert store.events_after(0, 10) == [
+        (1, OrderEvent(OrderEventType.ACCEPTED, accepted)),
+        (2, OrderEvent(OrderEventType.FILLED, filled, taken)),
+        (3, OrderEvent(OrderEventType.REJECTED, bob)),
+    ], "field for field, fill included"
+    assert [seq for seq, _ in store.events_after(1, 1)] == [2], "after the cursor, up to limit"
+    assert store.events_after(3, 10) == []
+
+
+def test_events_are_appended_only_with_the_change_they_report(store: OrderStore) -> None:
+    accepted = new_order().accept(2_000)
+    with pytest.raises(RuntimeError, match="belongs in the transaction"):
+        store.append_events(events((OrderEventType.ACCEPTED, accepted)), now_ns=1)
+    with pytest.raises(ZeroDivisionError), store.transaction():
+        store.append_events(events((OrderEventType.ACCEPTED, accepted)), now_ns=1)
+        _ = 1 / 0
+    assert store.last_event_seq() == 0, "a rolled-back change leaves no event"
+
+
+def test_the_log_is_durable_and_a_reopened_store_continues_its_numbering(
+    db_path: Path,
+) -> None:
+    accepted = new_order().accept(2_000)
+    first = OrderStore(db_path)
+    with first.transaction():
+        first.append_events(events((OrderEventType.ACCEPTED, accepted)) * 2, now_ns=1)
+    first.close()
+
+    reopened = OrderStore(db_path)
+    try:
+        assert [seq for seq, _ in reopened.events_after(0, 10)] == [1, 2]
+        with reopened.transaction():
+            reopened.append_events(events((OrderEventType.CANCELED, accepted)), now_ns=2)
+        assert reopened.events_after(2, 10) == [(3, OrderEvent(OrderEventType.CANCELED, accepted))]
+    finally:
+        reopened.close()
+
+
+def test_the_trim_keeps_the_newest_events_and_numbering_goes_on(store: OrderStore) -> None:
+    accepted = new_order().accept(2_000)
+    with store.transaction():
+        store.append_events(events((OrderEventType.ACCEPTED, accepted)) * 10, now_ns=1)
+
+    assert store.trim_events(4, limit=5) == 5, "one chunk at a time"
+    assert store.trim_events(4, limit=5) == 1
+    assert store.trim_events(4) == 0
+    assert [seq for seq, _ in store.events_after(0, 100)] == [7, 8, 9, 10]
+    with store.transaction():
+        store.append_events(events((OrderEventType.ACCEPTED, accepted)), now_ns=2)
+    assert store.last_event_seq() == 11
+    with pytest.raises(ValueError, match="at least 1"):
+        store.trim_events(0)
