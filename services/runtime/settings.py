@@ -42,8 +42,13 @@ class ServerSettings(BaseSettings):
     max_message_bytes: int = Field(
         4 * MiB, ge=64 * 1024, description="largest message the server sends or receives"
     )
+    # Load shedding: past this many calls in flight (streams included), new ones
+    # fail fast with RESOURCE_EXHAUSTED, which the mesh retries on another
+    # instance, instead of queueing until every caller times out.
     max_concurrent_rpcs: int | None = Field(
-        None, ge=1, description="calls in flight per process before new ones get RESOURCE_EXHAUSTED"
+        5_000,
+        ge=1,
+        description="calls in flight per process before new ones get RESOURCE_EXHAUSTED",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
