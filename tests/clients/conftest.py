@@ -1,4 +1,5 @@
-"""Real grpc.aio servers on loopback that say who answered, for mesh tests."""
+"""Fixtures for the client half of the mesh: a fake clock for the pure pieces, and
+real grpc.aio servers on loopback that say who answered."""
 
 from __future__ import annotations
 
@@ -61,6 +62,25 @@ def tagged_binding(name: str, behavior: Behavior) -> ServiceBinding:
         SERVICE, {"Who": grpc.unary_unary_rpc_method_handler(who)}
     )
     return ServiceBinding(SERVICE, handler, lambda h, server: server.add_generic_rpc_handlers((h,)))
+
+
+class FakeClock:
+    """A monotonic clock tests move by hand, so time-based behaviour is tested
+    without sleeping."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
