@@ -7,9 +7,9 @@ Drop policy — slow subscribers never slow the others, and memory stays bounded
   skips straight to the newest quote of each symbol, and its backlog never grows
   beyond one quote per symbol it follows.
 - Trades are never conflated or skipped. Each trade subscriber has a bounded
-  queue (10_000 trades by default); when a trade does not fit, that subscriber is
-  disconnected: its queue is freed and its next read raises
-  ResourceExhausted("trade subscriber fell behind by more than N trades;
+  stream (services/streams.py; 10_000 trades by default); when a trade does
+  not fit, that subscriber is disconnected: its queue is freed and its next read
+  raises ResourceExhausted("trade subscriber fell behind by more than N trades;
   resubscribe"). A gap is therefore always reported, never silent, and the
   others keep getting every trade at full speed. (Gaps upstream are reported
   the same way: see `close_trades`.)
@@ -26,12 +26,12 @@ cancel) unsubscribes. Pure asyncio, no transport.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from services.errors import DomainError, ResourceExhausted
+from services.streams import BoundedStream
 
 Q = TypeVar("Q")
 T = TypeVar("T")
@@ -47,16 +47,14 @@ DEFAULT_TRADE_QUEUE_SIZE = 10_000
 
 
 class _Subscription(Generic[Item]):
-    """What both kinds share: the symbols followed, a wake-up, and how it ends."""
+    """What both kinds share: the symbols followed, and leaving the hub's index."""
 
-    __slots__ = ("_closed", "_error", "_hub_index", "_ready", "symbols")
+    __slots__ = ("_closed", "_hub_index", "symbols")
 
     def __init__(self, symbols: tuple[str, ...], hub_index: _Index) -> None:
         self.symbols = symbols
         self._hub_index = hub_index
-        self._ready = asyncio.Event()
         self._closed = False
-        self._error: DomainError | None = None
         for symbol in symbols:
             hub_index.setdefault(symbol, {})[self] = None
 
@@ -67,6 +65,13 @@ class _Subscription(Generic[Item]):
 
     def unsubscribe(self) -> None:
         """Stops delivery; idempotent. Pending items are dropped."""
+        self._leave(None)
+
+    def _end(self, error: DomainError) -> None:
+        """Ends the subscription: its next read raises `error`."""
+        self._leave(error)
+
+    def _leave(self, error: DomainError | None) -> None:
         if self._closed:
             return
         self._closed = True
@@ -77,32 +82,15 @@ class _Subscription(Generic[Item]):
                 subscribers.pop(self, None)
                 if not subscribers:
                     del index[symbol]
-        self._ready.set()
+        self._stop(error)
 
-    def _end(self, error: DomainError) -> None:
-        """Ends the subscription: its next read raises `error`."""
-        self._error = error
-        self.unsubscribe()
-
-    def _has_items(self) -> bool:
-        raise NotImplementedError
-
-    def _take(self) -> Item:
+    def _stop(self, error: DomainError | None) -> None:
+        """Drops pending items and wakes a waiting reader; reads then raise `error`
+        (None: iteration stops)."""
         raise NotImplementedError
 
     def __aiter__(self) -> Self:
         return self
-
-    async def __anext__(self) -> Item:
-        while True:
-            if self._has_items():
-                return self._take()
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
 
     def __enter__(self) -> Self:
         return self
@@ -119,7 +107,7 @@ class _Subscription(Generic[Item]):
 class QuoteSubscription(_Subscription[Q]):
     """Newest quote per symbol, conflated: at most one pending quote per symbol."""
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_error", "_pending", "_ready")
 
     def __init__(
         self,
@@ -129,6 +117,8 @@ class QuoteSubscription(_Subscription[Q]):
     ) -> None:
         # Insertion ordered: symbols come out in the order they first changed.
         self._pending: dict[str, Q] = dict(initial)
+        self._ready = asyncio.Event()
+        self._error: DomainError | None = None
         super().__init__(symbols, hub_index)
         if self._pending:
             self._ready.set()
@@ -142,22 +132,28 @@ class QuoteSubscription(_Subscription[Q]):
         self._pending[symbol] = quote  # replaces an unread older quote: conflation
         self._ready.set()
 
-    def _has_items(self) -> bool:
-        return bool(self._pending)
-
-    def _take(self) -> Q:
+    async def __anext__(self) -> Q:
         pending = self._pending
-        return pending.pop(next(iter(pending)))
+        while True:
+            if pending:
+                return pending.pop(next(iter(pending)))
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
 
-    def unsubscribe(self) -> None:
+    def _stop(self, error: DomainError | None) -> None:
+        self._error = error
         self._pending.clear()
-        super().unsubscribe()
+        self._ready.set()
 
 
 class TradeSubscription(_Subscription[T]):
-    """Every trade, in order, through a bounded queue; disconnected on overflow."""
+    """Every trade, in order, through a bounded stream; disconnected on overflow."""
 
-    __slots__ = ("_limit", "_queue")
+    __slots__ = ("_stream",)
 
     def __init__(
         self,
@@ -165,35 +161,21 @@ class TradeSubscription(_Subscription[T]):
         hub_index: _Index,
         limit: int,
     ) -> None:
-        self._queue: deque[T] = deque()
-        self._limit = limit
+        self._stream: BoundedStream[T] = BoundedStream(limit)
         super().__init__(symbols, hub_index)
 
     @property
     def pending(self) -> int:
         """Trades waiting to be read."""
-        return len(self._queue)
+        return self._stream.backlog
 
-    def _offer(self, trade: T) -> bool:
-        """Queues `trade`; False (and nothing queued) when the queue is full."""
-        queue = self._queue
-        if len(queue) >= self._limit:
-            return False
-        queue.append(trade)
-        self._ready.set()
-        return True
+    def __anext__(self) -> Awaitable[T]:
+        return self._stream.__anext__()  # the stream's own read: no extra coroutine
 
-    def _has_items(self) -> bool:
-        return bool(self._queue)
-
-    def _take(self) -> T:
-        return self._queue.popleft()
-
-    def unsubscribe(self) -> None:
+    def _stop(self, error: DomainError | None) -> None:
         # Also on disconnect: the backlog is freed at once, and the subscriber's
         # next read raises the error instead of draining trades it must replace.
-        self._queue.clear()
-        super().unsubscribe()
+        self._stream.end(error)
 
 
 class Fanout(Generic[Q, T]):
@@ -236,7 +218,7 @@ class Fanout(Generic[Q, T]):
             return
         behind: list[TradeSubscription[T]] | None = None
         for subscription in subscribers:
-            if not subscription._offer(trade):
+            if not subscription._stream.offer(trade):
                 if behind is None:
                     behind = []
                 behind.append(subscription)

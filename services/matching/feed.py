@@ -1,21 +1,19 @@
 """The engine's event feed: trades and quote changes fanned out to subscribers.
 
 Publishing runs inside the engine's submit path, so it never waits on anyone: each
-subscriber has a bounded asyncio queue filled with `put_nowait`, and a subscriber
-whose queue is full is dropped (its stream ends with ResourceExhausted) instead of
-slowing the engine or every other subscriber down.
+subscriber is a bounded stream (services/streams.py) the feed offers events to,
+and a subscriber whose queue is full is dropped (its stream ends with
+ResourceExhausted) instead of slowing the engine or every other subscriber down.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
 
-from services.errors import ResourceExhausted
+from services.errors import DomainError, ResourceExhausted
 from services.model import Side
+from services.streams import BoundedStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,88 +50,28 @@ class Quote:
 MarketEvent = Trade | Quote
 
 
-class _End:
-    """Wakes a subscriber waiting on an empty queue when its stream ends."""
-
-
-_END = _End()
-
-
-class Subscription:
+class Subscription(BoundedStream[MarketEvent]):
     """One subscriber's view of the feed: snapshot quotes first, then live events.
 
     Iterate it with `async for`; use it as a context manager (or call `close()`)
     so a subscriber that goes away stops taking queue space.
     """
 
-    __slots__ = ("_closed", "_failure", "_feed", "_pending", "_queue", "symbols")
+    __slots__ = ("_feed", "symbols")
 
     def __init__(
         self, feed: EventFeed, symbols: frozenset[str] | None, snapshot: Iterable[Quote]
     ) -> None:
+        super().__init__(feed.queue_size, snapshot)
         self._feed = feed
         self.symbols = symbols  # None: every symbol
-        self._pending: deque[Quote] = deque(snapshot)
-        self._queue: asyncio.Queue[MarketEvent | _End] = asyncio.Queue(feed.queue_size)
-        self._closed = False
-        self._failure: str | None = None
 
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> MarketEvent:
-        if self._pending:
-            return self._pending.popleft()
-        if not self._closed:
-            event = await self._queue.get()
-            if not isinstance(event, _End):
-                return event
-        if self._failure is not None:
-            raise ResourceExhausted(self._failure)
-        raise StopAsyncIteration
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def backlog(self) -> int:
-        """Events waiting to be read: how far this subscriber lags the feed."""
-        return 0 if self._closed else len(self._pending) + self._queue.qsize()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        """Leaves the feed; a pending `async for` ends. Safe to call twice."""
+    def end(self, error: DomainError | None = None) -> None:
+        """Leaves the feed and ends the stream. Buffered events are dropped: a
+        consumer must resubscribe for a fresh snapshot."""
         if not self._closed:
             self._feed._remove(self)
-            self._end()
-
-    def _offer(self, event: MarketEvent) -> bool:
-        """Hot path: queues the event, or returns False when the queue is full."""
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            return False
-        return True
-
-    def _end(self, failure: str | None = None) -> None:
-        self._closed = True
-        self._failure = failure
-        self._pending.clear()
-        # Buffered events are dropped: a consumer must resubscribe for a fresh snapshot.
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(_END)
+        super().end(error)
 
 
 class EventFeed:
@@ -170,15 +108,17 @@ class EventFeed:
         ones that fell behind rather than waiting for them."""
         behind: list[Subscription] = []
         for subscription in self._all:
-            if not subscription._offer(event):
+            if not subscription.offer(event):
                 behind.append(subscription)
         for subscription in self._by_symbol.get(event.symbol, ()):
-            if not subscription._offer(event):
+            if not subscription.offer(event):
                 behind.append(subscription)
         for subscription in behind:
-            self._remove(subscription)
-            subscription._end(
-                f"feed subscriber fell behind by more than {self.queue_size} events; resubscribe"
+            subscription.end(
+                ResourceExhausted(
+                    f"feed subscriber fell behind by more than {self.queue_size} events; "
+                    "resubscribe"
+                )
             )
 
     def close(self) -> None:

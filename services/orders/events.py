@@ -9,10 +9,11 @@ tailer that reads the log after its cursor and hands each event to this
 process's subscribers of the order's account. A commit by this process wakes the
 tailer at once (`notify`); commits by other processes are seen by polling.
 
-Dispatch never waits: each subscriber has a bounded queue filled with
-`put_nowait`, and one whose queue is full is dropped (its stream ends with
-ResourceExhausted) rather than holding every other subscriber back. A subscriber
-starts at the end of the log: no history; the client reconciles with ListOrders.
+Dispatch never waits: each subscriber is a bounded stream (services/streams.py)
+the hub offers events to, and one whose queue is full is dropped (its stream ends
+with ResourceExhausted) rather than holding every other subscriber back. A
+subscriber starts at the end of the log: no history; the client reconciles with
+ListOrders.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from enum import IntEnum
-from types import TracebackType
 from typing import Protocol
 
-from services.errors import ResourceExhausted
+from services.errors import DomainError, ResourceExhausted
 from services.orders.lifecycle import Fill, Order
+from services.streams import BoundedStream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -74,82 +75,35 @@ class EventLog(Protocol):
         ...
 
 
-class _End:
-    """Wakes a subscriber waiting on an empty queue when its stream ends."""
-
-
-_END = _End()
-
-
-class OrderEventStream:
+class OrderEventStream(BoundedStream[tuple[int, OrderEvent]]):
     """One subscriber's events, as (sequence, event); sequence starts at 1.
 
     Iterate with `async for`; use it as a context manager so a subscriber that
     goes away stops taking queue space.
     """
 
-    __slots__ = ("_after", "_closed", "_failure", "_hub", "_queue", "_sequence", "account_id")
+    __slots__ = ("_after", "_hub", "_sequence", "account_id")
 
     def __init__(self, hub: OrderEventHub, account_id: str, queue_size: int, after: int) -> None:
+        super().__init__(queue_size)
         self._hub = hub
         self.account_id = account_id
         # The log's end when the stream began: events up to it are history, which
         # the tailer may not have dispatched yet when the stream joins.
         self._after = after
-        self._queue: asyncio.Queue[tuple[int, OrderEvent] | _End] = asyncio.Queue(queue_size)
         self._sequence = 0
-        self._closed = False
-        self._failure: str | None = None
 
-    def __aiter__(self) -> OrderEventStream:
-        return self
-
-    async def __anext__(self) -> tuple[int, OrderEvent]:
-        if not self._closed:
-            item = await self._queue.get()
-            if not isinstance(item, _End):
-                return item
-        if self._failure is not None:
-            raise ResourceExhausted(self._failure)
-        raise StopAsyncIteration
-
-    def __enter__(self) -> OrderEventStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        """Leaves the hub; a pending `async for` ends. Safe to call twice."""
+    def end(self, error: DomainError | None = None) -> None:
+        """Leaves the hub and ends the stream. Buffered events are dropped: the
+        client reconciles with ListOrders anyway."""
         if not self._closed:
             self._hub._remove(self)
-            self._end()
+        super().end(error)
 
     def _offer(self, event: OrderEvent) -> bool:
         """Hot path: numbers and queues the event; False when the queue is full."""
         self._sequence += 1
-        try:
-            self._queue.put_nowait((self._sequence, event))
-        except asyncio.QueueFull:
-            return False
-        return True
-
-    def _end(self, failure: str | None = None) -> None:
-        self._closed = True
-        self._failure = failure
-        # Buffered events are dropped: the client reconciles with ListOrders anyway.
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(_END)
+        return self.offer((self._sequence, event))
 
 
 class OrderEventHub:
@@ -277,10 +231,11 @@ class OrderEventHub:
         ones that fell behind rather than waiting for them."""
         behind = [s for s in streams if seq > s._after and not s._offer(event)]
         for stream in behind:
-            self._remove(stream)
-            stream._end(
-                f"order event subscriber fell behind by more than {self.queue_size} events; "
-                "resubscribe and reconcile with ListOrders"
+            stream.end(
+                ResourceExhausted(
+                    f"order event subscriber fell behind by more than {self.queue_size} events; "
+                    "resubscribe and reconcile with ListOrders"
+                )
             )
 
     def _remove(self, stream: OrderEventStream) -> None:

@@ -40,12 +40,7 @@ def commit(store: OrderStore, *events: OrderEvent) -> None:
 def drain(stream: OrderEventStream) -> list[tuple[int, OrderEvent]]:
     """What the stream holds once its hub has read the log to the end, without waiting."""
     stream._hub.catch_up()
-    items = []
-    while not stream._queue.empty():
-        item = stream._queue.get_nowait()
-        if isinstance(item, tuple):
-            items.append(item)
-    return items
+    return stream.drain_nowait()
 
 
 def types(stream: OrderEventStream) -> list[tuple[int, OrderEventType, OrderStatus | None]]:
