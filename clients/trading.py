@@ -37,3 +37,8 @@ MATCHING = ServicePolicy(
 MARKETDATA = ServicePolicy(service="marketdata", health_service="trading.v1.MarketDataService")
 
 POLICIES = {policy.service: policy for policy in (ORDERS, RISK, MATCHING, MARKETDATA)}
+
+# Where the first instance of each service listens by default (the second one 10
+# higher), and the local etcd `make run` starts.
+DEFAULT_PORTS = {"orders": 50051, "risk": 50052, "matching": 50053, "marketdata": 50054}
+DEFAULT_ETCD = "127.0.0.1:2379"

@@ -24,10 +24,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.trading import DEFAULT_PORTS
 from discovery import LocalEtcd
 
 SERVICE_ORDER = ("risk", "matching", "marketdata", "orders")  # dependencies first
-DEFAULT_PORTS = {"orders": 50051, "risk": 50052, "matching": 50053, "marketdata": 50054}
 HEALTH_NAMES = {
     "orders": "trading.v1.OrderService",
     "risk": "trading.v1.RiskService",
