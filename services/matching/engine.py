@@ -32,6 +32,8 @@ class ExecutionReport:
     filled_quantity: int
     resting_quantity: int
     trades: tuple[Trade, ...]
+    # True when this is the first report again (the id was known): nothing matched now.
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,8 @@ class MatchingEngine:
     ) -> ExecutionReport:
         """Matches an order; a GTC LIMIT rest rests, any other rest is canceled.
 
-        Hot path. Idempotent on `order_id`: a repeat returns the first report.
+        Hot path. Idempotent on `order_id`: a repeat returns the first report,
+        marked `replayed`.
         """
         violations = Violations()
         # parse_order_spec first: it tells its own violations from earlier ones by
@@ -117,7 +120,9 @@ class MatchingEngine:
             raise AssertionError("parse_order_spec refused an order without saying why")
         known = self._reports.get(order_id)
         if known is not None:
-            return known
+            # Said so, because a caller moving an order between engines must know
+            # that this engine did not book it now (services/orders/rehoming.py).
+            return replace(known, replayed=True)
         if order_id in self._tombstones:
             self._tombstones.discard(order_id)
             report = ExecutionReport(order_id, spec.symbol, OrderStatus.CANCELED, 0, 0, ())

@@ -104,6 +104,7 @@ def report_to_proto(report: ExecutionReport) -> matching_pb2.ExecutionReport:
         filled_quantity=report.filled_quantity,
         resting_quantity=report.resting_quantity,
         trades=[trade_to_proto(t) for t in report.trades],
+        replayed=report.replayed,
     )
 
 

@@ -1,6 +1,7 @@
 """OrderService process wiring: its settings, the bindings one worker serves, and
 the background tasks: the order event tailer, the loop that finishes what a
-placement could not, and the trim of the order event log."""
+placement could not, the trim of the order event log, and the re-homing of resting
+orders when the matching engines change."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from pydantic_settings import SettingsConfigDict
 
 from clients.trading import MATCHING, ORDERS, RISK
 from services.instruments import InstrumentCatalog
-from services.orders.downstream import GrpcMatching, GrpcRisk
+from services.orders.downstream import GrpcMatching, GrpcRisk, MatchingEngines
 from services.orders.events import DEFAULT_QUEUE_SIZE, OrderEventHub
 from services.orders.grpc_adapter import OrderServiceServicer
 from services.orders.placement import DEFAULT_RECOVERY_GRACE_SECONDS, OrderDesk
+from services.orders.rehoming import SymbolRehoming
+from services.orders.risk_rehoming import RehomingRisk
 from services.orders.store import OrderStore
 from services.runtime.peers import open_mesh
 from services.runtime.server import ServiceBinding
@@ -152,15 +155,25 @@ async def build_services(settings: OrderSettings) -> AsyncIterator[list[ServiceB
     risk_channel = await mesh.channel(RISK)
     matching_channel = await mesh.channel(MATCHING)
     timeout = settings.downstream_timeout_seconds
+    catalog = InstrumentCatalog.default()
     desk = OrderDesk(
         store,
-        GrpcRisk(risk_channel, timeout_seconds=timeout),
+        # An account that moved to another risk instance gets its reservation there.
+        RehomingRisk(GrpcRisk(risk_channel, timeout_seconds=timeout), store),
         GrpcMatching(matching_channel, timeout_seconds=timeout),
-        catalog=InstrumentCatalog.default(),
+        catalog=catalog,
         events=OrderEventHub(store, settings.event_queue_size),
         recovery_grace_seconds=settings.recovery_grace_seconds,
     )
     desk.events.start()
+    # A symbol that moved to another engine gets its resting orders there.
+    rehoming = SymbolRehoming(
+        desk,
+        store,
+        MatchingEngines(matching_channel.pool, timeout_seconds=timeout),
+        catalog.symbols,
+    )
+    rehoming.start()
     background = [
         asyncio.create_task(
             retry_outstanding(
@@ -186,6 +199,7 @@ async def build_services(settings: OrderSettings) -> AsyncIterator[list[ServiceB
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await rehoming.close()  # an interrupted move is resumed by another process
         await desk.drain()  # placements the drain cancelled still finish their saga
         await desk.events.stop()
         await mesh.close()

@@ -8,8 +8,13 @@ failures and deadlines become Unavailable).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
+from clients.balancers.ring_hash import RingHashPicker
+from clients.endpoint_pool import EndpointPool
+from services.errors import Unavailable
 from services.model import OrderSpec, OrderStatus
 from services.orders.ports import Execution, Hold, Released, Trade
 from services.runtime.status import error_from_rpc
@@ -95,6 +100,7 @@ class GrpcMatching:
             report.filled_quantity,
             report.resting_quantity,
             tuple(_trade(t) for t in report.trades),
+            report.replayed,
         )
 
     async def cancel(self, *, symbol: str, order_id: str) -> int:
@@ -104,6 +110,37 @@ class GrpcMatching:
         except grpc.aio.AioRpcError as err:
             raise error_from_rpc(err, MATCHING_PEER) from err
         return int(reply.canceled_quantity)
+
+
+class MatchingEngines:
+    """The matching engines one by one (rehoming.EngineDirectory) over the mesh's
+    pool of them: the ring's owner of a symbol, and calls to one engine on its own
+    channel (not routed by symbol, so a re-homing talks to the engine it means)."""
+
+    def __init__(self, pool: EndpointPool, *, timeout_seconds: float) -> None:
+        self._pool = pool
+        self._timeout = timeout_seconds
+        self._ports: dict[str, tuple[grpc.aio.Channel, GrpcMatching]] = {}
+
+    def owner(self, symbol: str) -> str | None:
+        picker = self._pool.picker
+        return picker.owner(symbol) if isinstance(picker, RingHashPicker) else None
+
+    def usable(self) -> frozenset[str]:
+        return frozenset(member.endpoint.instance_id for member in self._pool.usable())
+
+    def engine(self, instance_id: str) -> GrpcMatching:
+        member = self._pool.members.get(instance_id)
+        if member is None:
+            raise Unavailable(f"{MATCHING_PEER} {instance_id} is not registered any more")
+        found = self._ports.get(instance_id)
+        if found is None or found[0] is not member.channel:  # new, or re-registered
+            port = GrpcMatching(member.channel, timeout_seconds=self._timeout)
+            found = self._ports[instance_id] = (member.channel, port)
+        return found[1]
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        self._pool.on_change(lambda _pool: listener())
 
 
 def _trade(trade: common_pb2.Trade) -> Trade:

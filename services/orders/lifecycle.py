@@ -56,6 +56,8 @@ class Order:
     filled_quantity: int = 0
     filled_notional: int = 0  # sum of price x quantity over every fill
     canceled_quantity: int = 0  # taken off the book (or never put on it: REJECTED)
+    # Why it was REJECTED, or why the service canceled it (a CANCELED order that
+    # could not be moved to its symbol's new engine); empty otherwise.
     reject_reason: str = ""
     # The DomainError code a failed placement raised ("FAILED_PRECONDITION"...),
     # kept with the REJECTED order so a retry with the same key gets the same error.
@@ -101,7 +103,8 @@ class Order:
                 f"order {self.order_id} is {self.status.name}; only a pending order is accepted"
             )
         # A failure noted during a compensation that found the order traded after
-        # all is no longer the order's story: reject_reason is for REJECTED only.
+        # all is no longer the order's story: reject_reason is for REJECTED (and
+        # for cancels by the service) only.
         return replace(
             self,
             status=self._working_status(),
@@ -133,8 +136,9 @@ class Order:
             return replace(order, status=order._working_status())
         return order
 
-    def cancel(self, quantity: int, now_ns: int) -> Order:
-        """The book removed `quantity` of a working order's rest: -> CANCELED."""
+    def cancel(self, quantity: int, now_ns: int, *, reason: str = "") -> Order:
+        """The book removed `quantity` of a working order's rest: -> CANCELED.
+        `reason` says why when the service canceled it, not the client."""
         if self.status not in _WORKING:
             state = "pending" if self.status is None else self.status.name
             raise IllegalTransition(
@@ -149,6 +153,7 @@ class Order:
             self,
             status=OrderStatus.CANCELED,
             canceled_quantity=self.canceled_quantity + quantity,
+            reject_reason=reason,
             updated_at_ns=now_ns,
         )
 

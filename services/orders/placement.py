@@ -356,16 +356,7 @@ class OrderDesk:
             return booking
         current = current.accept(now)
         booking.events.append(OrderEvent(OrderEventType.ACCEPTED, current))
-        for trade in execution.trades:
-            if trade.taker_order_id == order_id:
-                fill = Fill(
-                    trade.trade_id, order_id, trade.price, trade.quantity, True, trade.timestamp_ns
-                )
-                if self._store.add_fill(fill):
-                    current = current.fill(trade.quantity, trade.price, now)
-                    booking.fills.append(fill)
-                    booking.events.append(OrderEvent(OrderEventType.FILLED, current, fill))
-            self._book_maker_fill(trade, now, booking)
+        current = self._book_trades(current, execution, now, booking)
         # What the engine canceled at submission (an IOC/MARKET rest, or an id it
         # had seen canceled) plus what an unwinding cancel took off the book.
         rest = (
@@ -381,6 +372,30 @@ class OrderDesk:
         self._store.append_events(booking.events, now_ns=now)
         booking.order = current
         return booking
+
+    def _book_trades(
+        self, current: Order, execution: Execution, now: int, booking: _Booking
+    ) -> Order:
+        """Inside a transaction: the fills of `execution`'s trades, this order's
+        (taker) and the makers' in this store; each is recorded once."""
+        order_id = current.order_id
+        for trade in execution.trades:
+            if trade.taker_order_id == order_id:
+                fill = Fill(
+                    trade.trade_id, order_id, trade.price, trade.quantity, True, trade.timestamp_ns
+                )
+                if not self._store.has_fill(fill):
+                    try:
+                        filled = current.fill(trade.quantity, trade.price, now)
+                    except IllegalTransition as err:  # see _book_maker_fill
+                        _LOGGER.error("trade %s: taker fill not recorded: %s", trade.trade_id, err)
+                    else:
+                        self._store.add_fill(fill)
+                        current = filled
+                        booking.fills.append(fill)
+                        booking.events.append(OrderEvent(OrderEventType.FILLED, current, fill))
+            self._book_maker_fill(trade, now, booking)
+        return current
 
     def _book_maker_fill(self, trade: Trade, now: int, booking: _Booking) -> None:
         """The resting side of a trade, when that order is in this store."""
@@ -566,6 +581,57 @@ class OrderDesk:
         self.events.notify()
         await self._settle((), {current.order_id})
         return Cancellation(current, removed)
+
+    # -- re-homing (driven by rehoming.py) ---------------------------------------
+
+    def working_orders(self, symbol: str, *, created_before_ns: int) -> list[Order]:
+        """The symbol's NEW and PARTIALLY_FILLED orders, in time priority."""
+        return self._store.working(symbol, created_before_ns=created_before_ns)
+
+    async def book_resubmission(
+        self, order_id: str, execution: Execution, *, submitted: int | None, engine: str
+    ) -> Order:
+        """Records what `engine` did with a working order re-submitted to it:
+        trades as a placement books them (each once), any of the `submitted`
+        quantity it neither filled nor rested as canceled (None: a replayed report,
+        whose quantities are not this submission's), and `engine` as the order's
+        home; then RiskService is told."""
+        with self._store.transaction():
+            now = self._clock()
+            current = self._store.get(order_id)
+            assert current is not None, "orders are never deleted"
+            booking = _Booking(current, orders={order_id})
+            current = self._book_trades(current, execution, now, booking)
+            refused = 0
+            if submitted is not None:
+                refused = submitted - execution.filled_quantity - execution.resting_quantity
+            if refused > 0 and not current.is_final and current.open_quantity:
+                reason = f"a cancel reached matching engine {engine} before the order moved there"
+                current = current.cancel(min(refused, current.open_quantity), now, reason=reason)
+                booking.events.append(OrderEvent(OrderEventType.CANCELED, current))
+            self._store.update(current)
+            self._store.append_events(booking.events, now_ns=now)
+            self._store.set_order_home(order_id, engine)
+            booking.order = current
+        self._committed(booking)
+        await self._settle(booking.fills, booking.orders)
+        return booking.order
+
+    async def cancel_stranded(self, order_id: str, reason: str) -> Order:
+        """Cancels the open rest of a working order that rests on no engine any
+        more (re-homing could not move it), saying why; its reservation is released."""
+        with self._store.transaction():
+            current = self._store.get(order_id)
+            assert current is not None, "orders are never deleted"
+            if current.is_pending or current.is_final or not current.open_quantity:
+                return current
+            now = self._clock()
+            current = current.cancel(current.open_quantity, now, reason=reason)
+            self._store.update(current)
+            self._store.append_events([OrderEvent(OrderEventType.CANCELED, current)], now_ns=now)
+        self.events.notify()
+        await self._settle((), {order_id})
+        return current
 
     # -- GetOrder, ListOrders, StreamOrderEvents ---------------------------------
 

@@ -58,6 +58,9 @@ class Execution:
     filled_quantity: int
     resting_quantity: int
     trades: tuple[Trade, ...]
+    # The engine already knew the id: this is its first report again, nothing
+    # matched now (the order may not rest there any more).
+    replayed: bool = False
 
 
 class RiskPort(Protocol):

@@ -19,6 +19,11 @@ for StreamOrderEvents (events.py). An event is appended in the transaction of th
 change it reports, so it exists iff that change committed; and since a writer
 holds the write lock from BEGIN IMMEDIATE to COMMIT, `seq` grows in commit order
 across processes: a reader that has seen seq N has seen every event before it.
+
+`symbol_leases` and `order_homes` serve re-homing (rehoming.py): the lease lets one
+process at a time move a symbol's resting orders to another matching engine, and
+each moved order records the engine it was submitted to, in its booking's
+transaction.
 """
 
 from __future__ import annotations
@@ -115,6 +120,20 @@ _SCHEMA = (
     )""",
     # One account's events in order, for a replay from a cursor per account.
     "CREATE INDEX IF NOT EXISTS order_events_by_account ON order_events (account_id, seq)",
+    # Re-homing (rehoming.py): a symbol's working orders in time priority.
+    """CREATE INDEX IF NOT EXISTS orders_working_by_symbol
+        ON orders (symbol, created_at_ns, order_id) WHERE status IN (1, 2)""",
+    # The lease on moving a symbol's orders between engines: one process at a time.
+    """CREATE TABLE IF NOT EXISTS symbol_leases (
+        symbol        TEXT PRIMARY KEY,
+        holder        TEXT NOT NULL,
+        expires_at_ns INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # The engine a re-homed order was last submitted to, written with its booking.
+    """CREATE TABLE IF NOT EXISTS order_homes (
+        order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
+        engine   TEXT NOT NULL
+    ) WITHOUT ROWID""",
 )
 
 _ORDER_COLUMNS = (
@@ -431,6 +450,71 @@ class OrderStore:
             "AND filled_quantity + canceled_quantity = quantity"
         ).fetchone()[0]
         return int(fills) + int(releases)
+
+    # -- re-homing ---------------------------------------------------------------
+
+    def working(self, symbol: str, *, created_before_ns: int) -> list[Order]:
+        """NEW and PARTIALLY_FILLED orders of `symbol` created before
+        `created_before_ns`, oldest first: their time priority."""
+        rows = self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE symbol = ? AND status IN (1, 2) "
+            "AND created_at_ns < ? AND filled_quantity + canceled_quantity < quantity "
+            "ORDER BY created_at_ns, order_id",
+            (symbol, created_before_ns),
+        ).fetchall()
+        return [_order_from_row(row) for row in rows]
+
+    def pending_count(self, symbol: str, *, created_in: tuple[int, int]) -> int:
+        """Orders of `symbol` still being placed, created in [from, to) ns."""
+        row = self._db.execute(
+            "SELECT count(*) FROM orders WHERE status IS NULL AND symbol = ? "
+            "AND created_at_ns >= ? AND created_at_ns < ?",
+            (symbol, *created_in),
+        ).fetchone()
+        return int(row[0])
+
+    def claim_symbol(self, symbol: str, holder: str, *, now_ns: int, lease_ns: int) -> bool:
+        """Takes, or renews, `holder`'s lease on moving `symbol`'s orders; False
+        while another holder's lease runs. BEGIN IMMEDIATE makes the check and the
+        take one step across processes."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "INSERT INTO symbol_leases (symbol, holder, expires_at_ns) VALUES (?, ?, ?) "
+                "ON CONFLICT (symbol) DO UPDATE SET holder = excluded.holder, "
+                "expires_at_ns = excluded.expires_at_ns "
+                "WHERE symbol_leases.holder = excluded.holder OR symbol_leases.expires_at_ns <= ?",
+                (symbol, holder, now_ns + lease_ns, now_ns),
+            )
+        return cursor.rowcount == 1
+
+    def release_symbol(self, symbol: str, holder: str) -> None:
+        """Ends `holder`'s lease on `symbol` (if it still holds it)."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM symbol_leases WHERE symbol = ? AND holder = ?", (symbol, holder)
+            )
+
+    def order_home(self, order_id: str) -> str | None:
+        """The engine a re-homing last submitted the order to (None: never re-homed)."""
+        row = self._db.execute(
+            "SELECT engine FROM order_homes WHERE order_id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_order_home(self, order_id: str, engine: str) -> None:
+        self._db.execute(
+            "INSERT INTO order_homes (order_id, engine) VALUES (?, ?) "
+            "ON CONFLICT (order_id) DO UPDATE SET engine = excluded.engine",
+            (order_id, engine),
+        )
+
+    def due_fill_quantity(self, order_id: str) -> int:
+        """Quantity of the order's fills RiskService has not confirmed yet."""
+        row = self._db.execute(
+            "SELECT coalesce(sum(quantity), 0) FROM fills WHERE order_id = ? AND risk_state = 0",
+            (order_id,),
+        ).fetchone()
+        return int(row[0])
 
     # -- the order event log -----------------------------------------------------
 

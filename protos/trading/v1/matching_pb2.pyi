@@ -28,20 +28,22 @@ class SubmitRequest(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., account_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., type: _Optional[_Union[_common_pb2.OrderType, str]] = ..., time_in_force: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., quantity: _Optional[int] = ..., price: _Optional[int] = ...) -> None: ...
 
 class ExecutionReport(_message.Message):
-    __slots__ = ("order_id", "symbol", "status", "filled_quantity", "resting_quantity", "trades")
+    __slots__ = ("order_id", "symbol", "status", "filled_quantity", "resting_quantity", "trades", "replayed")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FILLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     RESTING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     TRADES_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     symbol: str
     status: _common_pb2.OrderStatus
     filled_quantity: int
     resting_quantity: int
     trades: _containers.RepeatedCompositeFieldContainer[_common_pb2.Trade]
-    def __init__(self, order_id: _Optional[str] = ..., symbol: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.OrderStatus, str]] = ..., filled_quantity: _Optional[int] = ..., resting_quantity: _Optional[int] = ..., trades: _Optional[_Iterable[_Union[_common_pb2.Trade, _Mapping]]] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, order_id: _Optional[str] = ..., symbol: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.OrderStatus, str]] = ..., filled_quantity: _Optional[int] = ..., resting_quantity: _Optional[int] = ..., trades: _Optional[_Iterable[_Union[_common_pb2.Trade, _Mapping]]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("symbol", "order_id")

@@ -8,7 +8,10 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import TypeVar
 
-from services.errors import DomainError
+from clients.balancers.endpoint import EndpointStats
+from clients.balancers.ring_hash import RingHashPicker
+from services.errors import DomainError, Unavailable
+from services.instruments import InstrumentCatalog
 from services.matching.engine import MatchingEngine
 from services.model import OrderSpec
 from services.orders.placement import OrderRequest
@@ -136,10 +139,100 @@ class InProcessMatching:
             report.filled_quantity,
             report.resting_quantity,
             trades,
+            report.replayed,
         )
 
     async def cancel(self, *, symbol: str, order_id: str) -> int:
         return await self.faults.run("cancel", lambda: self.engine.cancel(symbol, order_id))
+
+
+class EngineRing:
+    """Matching engines by instance id, sharded by symbol over a RingHashPicker of
+    the ones up: the MatchingPort a desk places through (routed by symbol, like the
+    mesh channel) and the EngineDirectory re-homing follows.
+
+    `leave(name)` takes an engine off the ring: crashed (its calls fail, and it
+    comes back with empty books) or only out of the ring (alive, books kept: a
+    drain that never ended, an ejection). `calls` logs (engine, method, order id)."""
+
+    def __init__(self, catalog: InstrumentCatalog, names: tuple[str, ...]) -> None:
+        self._catalog = catalog
+        self.engines = {name: MatchingEngine(catalog, engine_id=name) for name in names}
+        self.ports = {name: self._port(name) for name in names}
+        self.up = set(names)
+        self.crashed: set[str] = set()
+        self.calls: list[tuple[str, str, str]] = []
+        self._listeners: list[Callable[[], None]] = []
+        self._picker = self._ring()
+
+    def _port(self, name: str) -> InProcessMatching:
+        port = InProcessMatching(self.engines[name])
+        for method in ("submit", "cancel"):
+            call = getattr(port, method)
+
+            async def logged(*, _call=call, _method=method, _name=name, **kwargs):
+                if _name in self.crashed:
+                    raise Unavailable(f"matching engine {_name} unavailable: connection refused")
+                self.calls.append((_name, _method, kwargs["order_id"]))
+                return await _call(**kwargs)
+
+            setattr(port, method, logged)
+        return port
+
+    def _ring(self) -> RingHashPicker:
+        return RingHashPicker([EndpointStats(name, name) for name in sorted(self.up)])
+
+    def leave(self, name: str, *, crash: bool = True, notify: bool = True) -> None:
+        self.up.discard(name)
+        if crash:
+            self.crashed.add(name)
+        self._changed(notify)
+
+    def join(self, name: str, *, notify: bool = True) -> None:
+        if name in self.crashed:  # a restart: empty books
+            self.crashed.discard(name)
+            self.engines[name] = MatchingEngine(self._catalog, engine_id=name)
+            self.ports[name] = self._port(name)
+        self.up.add(name)
+        self._changed(notify)
+
+    def _changed(self, notify: bool) -> None:
+        self._picker = self._ring()
+        if notify:
+            for listener in list(self._listeners):
+                listener()
+
+    def book(self, name: str, symbol: str) -> list[tuple[int, int, int]]:
+        """(price, quantity, order count) of both sides' levels on one engine."""
+        snapshot = self.engines[name].book(symbol)
+        return [(lv.price, lv.quantity, lv.order_count) for lv in snapshot.bids + snapshot.asks]
+
+    # EngineDirectory
+    def owner(self, symbol: str) -> str | None:
+        return self._picker.owner(symbol)
+
+    def usable(self) -> frozenset[str]:
+        return frozenset(self.up)
+
+    def engine(self, instance_id: str) -> InProcessMatching:
+        return self.ports[instance_id]
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    # MatchingPort, by symbol
+    def _owner_port(self, symbol: str) -> InProcessMatching:
+        owner = self.owner(symbol)
+        if owner is None:
+            raise Unavailable("no matching engine is registered")
+        return self.ports[owner]
+
+    async def submit(self, *, order_id: str, account_id: str, spec: OrderSpec) -> Execution:
+        port = self._owner_port(spec.symbol)
+        return await port.submit(order_id=order_id, account_id=account_id, spec=spec)
+
+    async def cancel(self, *, symbol: str, order_id: str) -> int:
+        return await self._owner_port(symbol).cancel(symbol=symbol, order_id=order_id)
 
 
 class Clock:

@@ -275,3 +275,53 @@ def test_the_trim_keeps_the_newest_events_and_numbering_goes_on(store: OrderStor
     assert store.last_event_seq() == 11
     with pytest.raises(ValueError, match="at least 1"):
         store.trim_events(0)
+
+
+# -- re-homing -----------------------------------------------------------------------
+
+
+def test_working_orders_of_a_symbol_come_oldest_first(store: OrderStore) -> None:
+    msft = OrderSpec("MSFT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 10, 10_000)
+    for order_id, created in (("late", 300), ("early", 100), ("after", 900), ("pending", 50)):
+        store.insert(new_order(order_id, created=created))
+    store.insert(new_order("other", created=200, spec=msft))
+    with store.transaction():
+        for order_id, created in (("late", 300), ("early", 100), ("after", 900)):
+            store.update(new_order(order_id, created=created).accept(created + 1))
+        store.update(new_order("other", created=200, spec=msft).accept(201))
+    assert [o.order_id for o in store.working("AAPL", created_before_ns=500)] == ["early", "late"]
+    assert store.pending_count("AAPL", created_in=(0, 500)) == 1
+    assert store.pending_count("AAPL", created_in=(60, 500)) == 0
+
+
+def test_one_holder_at_a_time_leases_a_symbol_until_it_releases_or_expires(
+    store: OrderStore, db_path: Path
+) -> None:
+    other = OrderStore(db_path)
+    try:
+        assert store.claim_symbol("AAPL", "one", now_ns=1_000, lease_ns=100)
+        assert not other.claim_symbol("AAPL", "two", now_ns=1_050, lease_ns=100)
+        assert other.claim_symbol("MSFT", "two", now_ns=1_050, lease_ns=100), "per symbol"
+        assert store.claim_symbol("AAPL", "one", now_ns=1_090, lease_ns=100), "renewed"
+        assert not other.claim_symbol("AAPL", "two", now_ns=1_150, lease_ns=100)
+        assert other.claim_symbol("AAPL", "two", now_ns=1_190, lease_ns=100), "expired"
+        other.release_symbol("AAPL", "two")
+        store.release_symbol("AAPL", "two")  # not the holder any more: a no-op
+        assert store.claim_symbol("AAPL", "one", now_ns=1_200, lease_ns=100)
+    finally:
+        other.close()
+
+
+def test_an_order_s_home_is_recorded_with_its_booking(store: OrderStore) -> None:
+    store.insert(new_order("o-1"))
+    assert store.order_home("o-1") is None
+    with store.transaction():
+        store.set_order_home("o-1", "matching-1")
+    with store.transaction():
+        store.set_order_home("o-1", "matching-0")
+    assert store.order_home("o-1") == "matching-0"
+    store.add_fill(fill("t-1", qty=4))
+    store.add_fill(fill("t-2", qty=3))
+    with store.transaction():
+        store.mark_fill(fill("t-1", qty=4), Outbox.DONE)
+    assert store.due_fill_quantity("o-1") == 3
