@@ -7,12 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install protos protos-check run test lint format clean
+.PHONY: help install protos protos-check certs run test lint format clean
 
 help:
 	@echo "make run           install, start every service, run a demo, keep serving until Ctrl-C"
 	@echo "make test          install, check generated code and lint, run the tests"
 	@echo "make protos        regenerate Python code from protos/ (grpcio-tools)"
+	@echo "make certs         local CA + one mTLS certificate per identity in certs/ (kept if current)"
 	@echo "make lint | clean  ruff; remove the venv, state and caches"
 
 $(STAMP): pyproject.toml
@@ -29,8 +30,13 @@ protos: $(STAMP)
 protos-check: $(STAMP)
 	$(PY) protos/generate.py --check
 
-run: $(STAMP)
-	$(PY) -m services.launcher
+# Idempotent: keeps current certificates, renews those near expiry (never committed).
+certs: $(STAMP)
+	$(PY) -m services.runtime.certs --out certs
+
+# `make run RUN_FLAGS=--plaintext` for a mesh without TLS (local debugging only).
+run: $(STAMP) certs
+	$(PY) -m services.launcher $(RUN_FLAGS)
 
 test: $(STAMP) protos-check lint
 	$(PY) -m pytest

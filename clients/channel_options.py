@@ -3,12 +3,15 @@ grpc/include/grpc/impl/channel_arg_names.h)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 
 MiB = 1024 * 1024
+
+# Makes the channel to one endpoint address, with extra channel arguments.
+ChannelFactory = Callable[[str, Sequence[tuple[str, Any]]], grpc.aio.Channel]
 
 CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_send_message_length", 4 * MiB),

@@ -28,8 +28,10 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.channel_options import plaintext_channel
 from clients.mesh import Mesh
 from clients.policy import ENDPOINT_FAILURES, ServicePolicy
+from clients.tls import SecureChannels, TlsError, TlsFiles
 from clients.trading import DEFAULT_ETCD, DEFAULT_PORTS, MARKETDATA, MATCHING, ORDERS, RISK
 from discovery import EtcdConfig
 from discovery.endpoint import split_address
@@ -46,6 +48,8 @@ from trading.v1 import (
 )
 
 ETCD_ENV = "TRADEMESH_ETCD_ENDPOINTS"
+TLS_DIR_ENV = "TRADEMESH_TLS_DIR"
+CLIENT_IDENTITY = "client"  # the certificate make certs issues for external clients
 MAX_PAGE_SIZE = 1000  # ListOrdersRequest.page_size allows 1 to 1000
 STREAMS = frozenset({"quotes", "trades", "events"})
 SIDES = {"buy": common_pb2.SIDE_BUY, "sell": common_pb2.SIDE_SELL}
@@ -71,11 +75,19 @@ class CliSettings:
     addresses: Mapping[str, tuple[str, ...]]
     timeout: float = 5.0  # seconds per unary call
     as_json: bool = False
+    tls_dir: str | None = "certs"  # the client identity's files; None: plaintext
 
     def open_mesh(self) -> Mesh:
+        channels = (
+            SecureChannels(TlsFiles.of(self.tls_dir, CLIENT_IDENTITY))
+            if self.tls_dir
+            else plaintext_channel
+        )
         if self.etcd_endpoints:
-            return Mesh.from_etcd(EtcdConfig.from_endpoints(self.etcd_endpoints))
-        return Mesh.static(self.addresses)
+            return Mesh.from_etcd(
+                EtcdConfig.from_endpoints(self.etcd_endpoints), channel_factory=channels
+            )
+        return Mesh.static(self.addresses, channel_factory=channels)
 
 
 def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CliSettings:
@@ -89,7 +101,8 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     addresses = {
         name: given or (f"127.0.0.1:{DEFAULT_PORTS[name]}",) for name, given in static.items()
     }
-    return CliSettings(etcd, addresses, args.timeout, args.json)
+    tls_dir = None if args.plaintext else args.tls_dir
+    return CliSettings(etcd, addresses, args.timeout, args.json, tls_dir)
 
 
 # -- human output --------------------------------------------------------------------
@@ -410,6 +423,15 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=_positive(float), default=5.0, help="seconds per call (default 5)"
     )
     parser.add_argument("--json", action="store_true", help="print responses as JSON")
+    parser.add_argument(
+        "--tls-dir",
+        default=os.environ.get(TLS_DIR_ENV, "certs"),
+        help=f"mTLS files of the '{CLIENT_IDENTITY}' identity (make certs; default ${TLS_DIR_ENV}"
+        " or certs)",
+    )
+    parser.add_argument(
+        "--plaintext", action="store_true", help="no TLS (a mesh run with --plaintext)"
+    )
 
 
 def _command(
@@ -524,6 +546,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.aio.AioRpcError as err:
         report(err)
         return 1
+    except TlsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         # asyncio.run cancelled the command (the mesh is closed) and re-raised Ctrl-C.
         # Ending a stream so is its normal end; any other command was interrupted.

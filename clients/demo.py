@@ -18,7 +18,9 @@ import grpc
 from grpc_status import rpc_status
 
 from clients import trading
-from clients.mesh import Mesh
+from clients.channel_options import plaintext_channel
+from clients.mesh import Channels, Mesh
+from clients.tls import SecureChannels, TlsError, TlsFiles
 from discovery import EtcdConfig
 from trading.v1 import (
     common_pb2,
@@ -156,18 +158,32 @@ async def session(mesh: Mesh, say: Printer = print) -> dict[str, list]:
     return seen
 
 
-def run_demo(etcd_endpoints: str) -> dict[str, list]:
-    """The demo against the services registered in etcd at `etcd_endpoints`."""
+def run_demo(etcd_endpoints: str, channels: Channels = plaintext_channel) -> dict[str, list]:
+    """The demo against the services registered in etcd at `etcd_endpoints`;
+    `channels` dials them (SecureChannels as the `client` identity for mTLS)."""
 
     async def run() -> dict[str, list]:
-        async with Mesh.from_etcd(EtcdConfig.from_endpoints(etcd_endpoints)) as mesh:
+        config = EtcdConfig.from_endpoints(etcd_endpoints)
+        async with Mesh.from_etcd(config, channel_factory=channels) as mesh:
             return await session(mesh)
 
     return asyncio.run(run())
 
 
 def main() -> None:
-    run_demo(os.environ.get("TRADEMESH_ETCD_ENDPOINTS", "127.0.0.1:2379"))
+    """`trademesh-demo`: mTLS as `client` with TRADEMESH_TLS_DIR (default certs/),
+    or TRADEMESH_PLAINTEXT=1 against a mesh started with --plaintext."""
+    channels: Channels = plaintext_channel
+    if os.environ.get("TRADEMESH_PLAINTEXT", "") in ("", "0", "false"):
+        tls_dir = os.environ.get("TRADEMESH_TLS_DIR", "certs")
+        try:
+            channels = SecureChannels(TlsFiles.of(tls_dir, "client"))
+        except TlsError as exc:
+            raise SystemExit(
+                f"no client certificate in {tls_dir} ({exc}): run `make certs`, or set "
+                "TRADEMESH_PLAINTEXT=1 for a plaintext mesh"
+            ) from None
+    run_demo(os.environ.get("TRADEMESH_ETCD_ENDPOINTS", "127.0.0.1:2379"), channels)
 
 
 if __name__ == "__main__":

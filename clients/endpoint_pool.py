@@ -4,6 +4,10 @@ Fed by an endpoint source (discovery.ServiceWatcher, or clients.static for a fix
 list), the pool keeps one grpc.aio channel per endpoint, follows each endpoint's
 health, applies outlier ejection, and rebuilds the picker whenever the usable set
 changes. Picking is the hot path; everything else happens on changes only.
+
+When the mesh's TLS certificate is renewed, renew_channels() gives every endpoint
+a new channel (grpc channels cannot change credentials); the old channels are
+retired: calls and streams on them go on, and they close after a while.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from clients.resilience.outlier import OutlierDetector
 from discovery import Endpoint, EndpointSet
 
 _LOGGER = logging.getLogger(__name__)
+
+# How long a channel replaced by renew_channels() stays open for the streams still
+# on it (unary calls finish in seconds). A longer stream is cancelled then and its
+# client resubscribes, as after any server drain.
+RETIRED_CHANNEL_SECONDS = 600.0
 
 # Registry weights are in hundredths of a default endpoint (100); pickers work in
 # small integers, so a default endpoint weighs 4 and a share of 25 is the grain.
@@ -81,6 +90,7 @@ class EndpointPool:
         )
         self.picker: Picker = self._factory([])
         self.panic = False
+        self._retired: dict[asyncio.Task[None], Member] = {}
         self._listeners: list[Callable[[EndpointPool], None]] = []
         self._unsubscribe = source.subscribe(self._on_set)
         self._on_set(source.current)
@@ -141,8 +151,28 @@ class EndpointPool:
         self.outliers.set_endpoints(self.members)
         self._rebuild()
 
+    def open_channel(self, address: str) -> grpc.aio.Channel:
+        """A channel made like the members' (credentials, server name, options),
+        for callers that hold a connection of their own to one endpoint."""
+        return self._channel_factory(address, self.policy.channel_options)
+
+    def renew_channels(self) -> None:
+        """A new channel for every endpoint (renewed credentials); see the module doc."""
+        for instance_id, member in list(self.members.items()):
+            self.members[instance_id] = self._join(member.endpoint)
+            if member.health_task is not None:
+                member.health_task.cancel()
+            task = asyncio.get_running_loop().create_task(self._close_retired(member))
+            self._retired[task] = member
+            task.add_done_callback(self._retired.pop)
+        self._rebuild()
+
+    async def _close_retired(self, member: Member) -> None:
+        await asyncio.sleep(RETIRED_CHANNEL_SECONDS)
+        await _close_when_idle(member)
+
     def _join(self, endpoint: Endpoint) -> Member:
-        channel = self._channel_factory(endpoint.address, self.policy.channel_options)
+        channel = self.open_channel(endpoint.address)
         member = Member(endpoint, channel)
 
         def on_health(serving: bool) -> None:
@@ -188,6 +218,9 @@ class EndpointPool:
     async def close(self) -> None:
         self._unsubscribe()
         members, self.members = list(self.members.values()), {}
+        for task, member in list(self._retired.items()):
+            task.cancel()
+            members.append(member)
         for member in members:
             if member.health_task is not None:
                 member.health_task.cancel()

@@ -6,25 +6,43 @@ MeshChannel per callee.
 
 `Mesh.static({"risk": ["127.0.0.1:50052"]})` does the same without a registry.
 Every channel belongs to the event loop that made it.
+
+Channels are plaintext unless `channel_factory` says otherwise; with mutual TLS
+(`channel_factory=SecureChannels(TlsFiles.of("certs", "client"))`, clients/tls.py)
+each service's endpoints are dialled with that service's expected server name, and
+renewed certificates rebuild every endpoint's channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
-
-import grpc
+from typing import Protocol, runtime_checkable
 
 from clients.channel import MeshChannel
-from clients.channel_options import plaintext_channel
+from clients.channel_options import ChannelFactory, plaintext_channel
 from clients.endpoint_pool import EndpointPool, EndpointSource
 from clients.policy import ServicePolicy
 from clients.static import StaticEndpoints
 from discovery import DEFAULT_PREFIX, EtcdClient, EtcdConfig, ServiceWatcher
 
 SourceFactory = Callable[[str], Awaitable[EndpointSource]]
-ChannelFactory = Callable[[str, Sequence[tuple[str, Any]]], grpc.aio.Channel]
+
+__all__ = ["ChannelFactory", "ChannelProvider", "Channels", "Mesh"]
+
+
+@runtime_checkable
+class ChannelProvider(Protocol):
+    """Channel factories that depend on the callee and can be renewed (mTLS:
+    clients.tls.SecureChannels)."""
+
+    def for_service(self, service: str) -> ChannelFactory: ...
+
+    async def watch(self, on_renewal: Callable[[], None]) -> None: ...
+
+
+Channels = ChannelFactory | ChannelProvider
 
 
 class Mesh:
@@ -32,7 +50,7 @@ class Mesh:
         self,
         sources: SourceFactory,
         *,
-        channel_factory: ChannelFactory = plaintext_channel,
+        channel_factory: Channels = plaintext_channel,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._sources_for = sources
@@ -40,6 +58,7 @@ class Mesh:
         self._on_close = on_close
         self._sources: dict[str, EndpointSource] = {}
         self._channels: dict[str, MeshChannel] = {}
+        self._renewals: asyncio.Task[None] | None = None
 
     @classmethod
     def from_etcd(
@@ -47,7 +66,7 @@ class Mesh:
         config: EtcdConfig,
         *,
         prefix: str = DEFAULT_PREFIX,
-        channel_factory: ChannelFactory = plaintext_channel,
+        channel_factory: Channels = plaintext_channel,
     ) -> Mesh:
         client = EtcdClient(config)
         watchers: list[ServiceWatcher] = []
@@ -70,7 +89,7 @@ class Mesh:
         cls,
         addresses: Mapping[str, Sequence[str]],
         *,
-        channel_factory: ChannelFactory = plaintext_channel,
+        channel_factory: Channels = plaintext_channel,
     ) -> Mesh:
         async def fixed(service: str) -> EndpointSource:
             if service not in addresses:
@@ -90,11 +109,32 @@ class Mesh:
         """The channel to `policy.service`; the first call for a service fixes its policy."""
         found = self._channels.get(policy.service)
         if found is None:
-            pool = EndpointPool(policy, await self.source(policy.service), self._channel_factory)
+            source = await self.source(policy.service)
+            pool = EndpointPool(policy, source, self._factory_for(policy.service))
             found = self._channels[policy.service] = MeshChannel(pool)
         return found
 
+    def _factory_for(self, service: str) -> ChannelFactory:
+        provider = self._channel_factory
+        if not isinstance(provider, ChannelProvider):
+            return provider
+        if self._renewals is None:
+            self._renewals = asyncio.get_running_loop().create_task(
+                provider.watch(self._renew), name="mesh credential renewals"
+            )
+        return provider.for_service(service)
+
+    def _renew(self) -> None:
+        """New credentials: every endpoint gets a new channel; calls in flight finish."""
+        for channel in self._channels.values():
+            channel.pool.renew_channels()
+
     async def close(self) -> None:
+        renewals, self._renewals = self._renewals, None
+        if renewals is not None:
+            renewals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewals
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             with contextlib.suppress(Exception):

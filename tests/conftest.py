@@ -35,16 +35,31 @@ class GrpcurlResult:
         return json.loads(self.stdout)
 
 
-@pytest.fixture(scope="session")
-def run_grpcurl(grpcurl: str):
-    """Runs grpcurl without blocking the event loop (the server may share it)."""
+def grpcurl_runner(grpcurl: str, *transport: str):
+    """Runs grpcurl with `transport` flags without blocking the event loop (the
+    server may share it)."""
 
     async def run(*args: str, timeout: float = 20.0) -> GrpcurlResult:
         process = await asyncio.create_subprocess_exec(
-            grpcurl, "-plaintext", *args, stdout=PIPE, stderr=PIPE
+            grpcurl, *transport, *args, stdout=PIPE, stderr=PIPE
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout)
         assert process.returncode is not None
         return GrpcurlResult(process.returncode, out.decode(), err.decode())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def run_grpcurl(grpcurl: str):
+    """grpcurl over plaintext."""
+    return grpcurl_runner(grpcurl, "-plaintext")
+
+
+@pytest.fixture(scope="session")
+def grpcurl_over_mtls(grpcurl: str):
+    """`grpcurl_over_mtls(tls_files, "orders")` runs grpcurl as the holder of
+    `tls_files`, checking that the server is `orders` (the README's flags)."""
+    from services.launcher import grpcurl_flags
+
+    return lambda tls, service: grpcurl_runner(grpcurl, *grpcurl_flags(service, tls))

@@ -66,7 +66,13 @@ class EngineFeeds:
             if instance_id in self.feeds:
                 continue
             member = self._pool.members[instance_id]
-            feed = MatchingFeed(member.endpoint.address, self._board, self._fanout, symbols=symbols)
+            feed = MatchingFeed(
+                member.endpoint.address,
+                self._board,
+                self._fanout,
+                symbols=symbols,
+                channel_factory=self._pool.open_channel,
+            )
             self.feeds[instance_id] = feed
             self._spawn(feed.start())
             _LOGGER.info(

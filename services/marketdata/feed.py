@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 import grpc
@@ -55,8 +55,12 @@ class MatchingFeed:
         *,
         backoff: Backoff | None = None,
         symbols: Sequence[str] = (),
+        channel_factory: Callable[[str], grpc.aio.Channel] = open_channel,
     ) -> None:
         self.address = address
+        # Makes each attempt's channel: the mesh's (mTLS as this service, checking
+        # the engine's identity) or, by default, plaintext.
+        self._open_channel = channel_factory
         # The symbols this engine owns (all when empty): with several engines each
         # follower asks only for its engine's, so no engine's quote of a symbol it
         # does not own overwrites the owner's.
@@ -211,7 +215,7 @@ class MatchingFeed:
     async def _stream_once(self) -> str:
         """Follows one StreamEvents call until it ends; returns why it ended."""
         self._synced = set()
-        channel = open_channel(self.address)
+        channel = self._open_channel(self.address)
         try:
             stub = matching_pb2_grpc.MatchingEngineStub(channel)
             call = stub.StreamEvents(matching_pb2.StreamEventsRequest(symbols=self.symbols))

@@ -6,17 +6,23 @@ from collections.abc import Mapping
 
 from clients.mesh import Mesh
 from services.runtime.settings import ServerSettings
+from services.runtime.tls import mesh_channels
 
 
 def open_mesh(settings: ServerSettings, static: Mapping[str, str]) -> Mesh:
     """With etcd settings every peer is discovered; otherwise `static` maps a
-    registry name to "host:port[,host:port...]" (the --<peer>-address flags)."""
+    registry name to "host:port[,host:port...]" (the --<peer>-address flags).
+
+    Peers are called over mTLS as this process's identity (checking each peer's),
+    or plaintext with --plaintext."""
+    channels = mesh_channels(settings)
     config = settings.etcd_config()
     if config is not None:
-        return Mesh.from_etcd(config, prefix=settings.registry_prefix)
+        return Mesh.from_etcd(config, prefix=settings.registry_prefix, channel_factory=channels)
     return Mesh.static(
         {
             name: [address.strip() for address in addresses.split(",") if address.strip()]
             for name, addresses in static.items()
-        }
+        },
+        channel_factory=channels,
     )

@@ -24,13 +24,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from clients.tls import TlsError
 from discovery import Registration
+from services.runtime.authz_policy import AuthzPolicy, PolicyError
+from services.runtime.interceptors.authz import AuthzInterceptor
 from services.runtime.interceptors.deadline import DeadlineInterceptor
 from services.runtime.interceptors.domain_errors import DomainErrorInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.reflection import enable_reflection
 from services.runtime.registry import registered
 from services.runtime.settings import ServerSettings
+from services.runtime.tls import server_credentials, tls_problem
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -89,9 +93,19 @@ class MeshServer:
         self.registration: Registration | None = None
         self._exit_stack = contextlib.AsyncExitStack()
         # grpc.aio applies interceptors in list order, the last one innermost. The
-        # wrapping ones cache per method, so they come last.
+        # wrapping ones cache per method, so they come last; authorization first of
+        # them, so a refused call does no other work.
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            DeadlineInterceptor(),
+            DomainErrorInterceptor(),
+        ]
+        credentials = None
+        if not settings.plaintext:
+            # Fails here, before any port is bound, when the files are unusable.
+            credentials = server_credentials(settings)
+            interceptors.insert(0, AuthzInterceptor(AuthzPolicy.load(settings.authz_policy)))
         self.server = grpc.aio.server(
-            interceptors=[DeadlineInterceptor(), DomainErrorInterceptor()],
+            interceptors=interceptors,
             options=server_options(settings),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
@@ -100,7 +114,10 @@ class MeshServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection([b.name for b in self.bindings] + [health.SERVICE_NAME], self.server)
         try:
-            self.port = self.server.add_insecure_port(settings.address)
+            if credentials is None:
+                self.port = self.server.add_insecure_port(settings.address)
+            else:
+                self.port = self.server.add_secure_port(settings.address, credentials)
         except RuntimeError:  # grpc raises this when the bind fails
             self.port = 0
         if self.port == 0:
@@ -118,7 +135,12 @@ class MeshServer:
         await self.server.start()
         for name in ("", *(b.name for b in self.bindings)):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _LOGGER.info("serving %s on %s", ", ".join(b.name for b in self.bindings), self.address)
+        _LOGGER.info(
+            "serving %s on %s (%s)",
+            ", ".join(b.name for b in self.bindings),
+            self.address,
+            "plaintext" if self.settings.plaintext else f"mTLS as {self.settings.identity}",
+        )
         # Registered only once it serves, so no peer is sent here too early.
         for binding in self.bindings:
             if binding.registry_name:
@@ -149,8 +171,14 @@ async def serving_server(
     settings: S | ServerSettings | None = None,
 ) -> AsyncIterator[MeshServer]:
     """Runs a server in this event loop for the duration of the block. The full
-    runtime is on; tests use this to call (and drain) real servers."""
-    settings = settings or ServerSettings(port=0)
+    runtime is on; tests use this to call (and drain) real servers.
+
+    In-process tests serve plaintext unless the settings choose TLS by naming a
+    `tls_dir` (as every test did before mTLS); processes started with run()
+    serve mTLS unless told --plaintext."""
+    settings = settings or ServerSettings(port=0, plaintext=True)
+    if "tls_dir" not in settings.model_fields_set and not settings.plaintext:
+        settings = settings.model_copy(update={"plaintext": True})
     async with contextlib.AsyncExitStack() as stack:
         if callable(services):
             bindings = await stack.enter_async_context(services(settings))  # type: ignore[arg-type]
@@ -192,7 +220,7 @@ def run_worker(settings: S, factory: ServiceFactory[S]) -> int:
     configure_logging(settings.log_level)
     try:
         asyncio.run(serve(settings, factory))
-    except OSError as exc:
+    except (OSError, TlsError, PolicyError) as exc:
         _LOGGER.error("%s", exc)
         return 1
     return 0
@@ -200,9 +228,19 @@ def run_worker(settings: S, factory: ServiceFactory[S]) -> int:
 
 def run(settings: S, factory: ServiceFactory[S]) -> int:
     """Serves with `settings.workers` processes; returns the exit code."""
+    configure_logging(settings.log_level)
+    # Before forking: a missing certificate or policy is one line, not one per worker.
+    problem = tls_problem(settings)
+    if problem is None and not settings.plaintext:
+        try:
+            AuthzPolicy.load(settings.authz_policy)
+        except PolicyError as exc:
+            problem = str(exc)
+    if problem is not None:
+        _LOGGER.error("%s", problem)
+        return 2
     if settings.workers == 1:
         return run_worker(settings, factory)
     from services.runtime.workers import run_workers
 
-    configure_logging(settings.log_level)
     return run_workers(settings, lambda s: run_worker(s, factory))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 from discovery import EtcdConfig, EtcdTls
@@ -52,6 +53,29 @@ class ServerSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
+    # Mutual TLS (services/runtime/tls.py): by default a process serves and calls
+    # its peers only over mTLS, as `identity`, with the files `make certs` writes.
+    plaintext: bool = Field(
+        False,
+        description="serve and call peers without TLS (local debugging only); a process "
+        "serves either TLS or plaintext, never both",
+    )
+    tls_dir: Path = Field(
+        Path("certs"),
+        description="mTLS files: ca.pem, <identity>.pem, <identity>-key.pem (make certs); "
+        "reloaded when they change",
+    )
+    identity: str = Field(
+        "",
+        description="this process's certificate identity (spiffe://trademesh/<identity>); "
+        "default: the service's registry name",
+    )
+    authz_policy: Path | None = Field(
+        None,
+        description="JSON authorization policy replacing the built-in one "
+        "(services/runtime/authz_policy.json)",
+    )
+
     # Discovery. With etcd endpoints the server registers itself under a lease and
     # finds its peers there; without, peers come from the static address flags.
     etcd_endpoints: str = Field(
@@ -72,6 +96,19 @@ class ServerSettings(BaseSettings):
     lease_ttl_seconds: int = Field(
         5, ge=2, le=60, description="a crashed instance leaves the registry after this long"
     )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ServerSettings:
+        if self.plaintext and "tls_dir" in self.model_fields_set:
+            raise ValueError(
+                "--plaintext and --tls-dir both given: a process serves either mTLS (drop "
+                "--plaintext) or plaintext (drop --tls-dir), never both"
+            )
+        if not self.identity:
+            # The service's environment prefix is its registry name: TRADEMESH_RISK_ -> risk.
+            prefix = str(self.model_config.get("env_prefix", ""))
+            self.identity = prefix.removeprefix("TRADEMESH_").strip("_").lower()
+        return self
 
     @property
     def address(self) -> str:

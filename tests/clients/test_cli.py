@@ -17,6 +17,9 @@ import pytest
 from clients.cli import main
 from services.launcher import LocalMesh, free_port
 
+# The mesh of these tests runs without TLS (mTLS has tests of its own).
+PLAIN_CLI = [sys.executable, "-m", "clients", "--plaintext"]
+
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 # Only what the command line says: an etcd named by the environment must not leak in.
@@ -31,7 +34,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
 
 
 def command(mesh: LocalMesh, *args: str) -> list[str]:
-    return [sys.executable, "-m", "clients", "--etcd", mesh.etcd_endpoints, *args]
+    return [*PLAIN_CLI, "--etcd", mesh.etcd_endpoints, *args]
 
 
 def cli(mesh: LocalMesh, *args: str) -> subprocess.CompletedProcess[str]:
@@ -122,7 +125,7 @@ def test_invalid_order_lists_field_violations(mesh: LocalMesh) -> None:
 
 def test_static_addresses_instead_of_etcd(mesh: LocalMesh) -> None:
     orders = ",".join(p.address for p in mesh.instances_of("orders"))
-    static = [sys.executable, "-m", "clients", "--orders", orders]
+    static = [*PLAIN_CLI, "--orders", orders]
     done = subprocess.run(
         [*static, "place", "stat", "buy", "1", "MSFT", "--price", "1000", "--key", "s-1"],
         capture_output=True,
@@ -136,7 +139,7 @@ def test_static_addresses_instead_of_etcd(mesh: LocalMesh) -> None:
 def test_unreachable_service_is_an_error_not_a_traceback() -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     done = subprocess.run(
-        [sys.executable, "-m", "clients", "--orders", nowhere, "place", "a", "buy", "1", "AAPL"],
+        [*PLAIN_CLI, "--orders", nowhere, "place", "a", "buy", "1", "AAPL"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -208,3 +211,15 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 def _pipes() -> dict:
     return {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": ENV}
+
+
+def test_missing_client_certificate_is_a_clear_error(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clients", "--tls-dir", str(tmp_path), "quote", "AAPL"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "missing" in done.stderr and "client.pem" in done.stderr
+    assert "Traceback" not in done.stderr

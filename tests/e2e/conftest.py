@@ -11,10 +11,13 @@ from services.launcher import LocalMesh
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    """etcd plus two instances of every service, found through the registry."""
+def mesh(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalMesh]:
+    """etcd plus two instances of every service, found through the registry; a test
+    module sets `MESH_OPTIONS = {"tls": True}` (LocalMesh fields) for mTLS."""
     state_dir: Path = tmp_path_factory.mktemp("mesh")
-    started = LocalMesh.on_free_ports(state_dir)
+    started = LocalMesh.on_free_ports(state_dir, **getattr(request.module, "MESH_OPTIONS", {}))
     with started.running():
         yield started
     # Every service drained and exited cleanly.

@@ -1,4 +1,5 @@
-"""All four services as real processes, driven through the generated stubs."""
+"""All four services as real processes over mutual TLS, driven through the
+generated stubs as the external `client` identity."""
 
 from __future__ import annotations
 
@@ -12,18 +13,28 @@ from google.rpc import code_pb2, error_details_pb2
 
 from clients.demo import session
 from clients.mesh import Mesh
+from clients.tls import SecureChannels
 from discovery import EtcdConfig
 from services.launcher import LocalMesh
 from trading.v1 import (
     common_pb2,
     marketdata_pb2,
     marketdata_pb2_grpc,
+    matching_pb2,
+    matching_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
 )
 
 pytestmark = pytest.mark.e2e
+MESH_OPTIONS = {"tls": True}  # tests/e2e/conftest.py: every process serves mTLS
 _keys = itertools.count(1)
+
+
+def client_channel(mesh: LocalMesh, service: str) -> grpc.aio.Channel:
+    """A channel to the first instance of `service` as the external client."""
+    channels = SecureChannels(mesh.client_files())
+    return channels.for_service(service)(mesh.addresses()[service], ())
 
 
 def limit(account: str, side: int, qty: int, price: int, symbol: str = "MSFT", key: str = ""):
@@ -40,19 +51,20 @@ def limit(account: str, side: int, qty: int, price: int, symbol: str = "MSFT", k
 
 @pytest.fixture
 async def orders(mesh: LocalMesh) -> AsyncIterator[orders_pb2_grpc.OrderServiceStub]:
-    async with grpc.aio.insecure_channel(mesh.addresses()["orders"]) as channel:
+    async with client_channel(mesh, "orders") as channel:
         yield orders_pb2_grpc.OrderServiceStub(channel)
 
 
 @pytest.fixture
 async def market(mesh: LocalMesh) -> AsyncIterator[marketdata_pb2_grpc.MarketDataServiceStub]:
-    async with grpc.aio.insecure_channel(mesh.addresses()["marketdata"]) as channel:
+    async with client_channel(mesh, "marketdata") as channel:
         yield marketdata_pb2_grpc.MarketDataServiceStub(channel)
 
 
 async def test_demo_session_trades_and_streams(mesh: LocalMesh) -> None:
     printed: list[str] = []
-    async with Mesh.from_etcd(EtcdConfig.from_endpoints(mesh.etcd_endpoints)) as through_etcd:
+    config = EtcdConfig.from_endpoints(mesh.etcd_endpoints)
+    async with Mesh.from_etcd(config, channel_factory=mesh.client_channels()) as through_etcd:
         seen = await session(through_etcd, say=printed.append)
 
     assert [(t.quantity, t.price) for t in seen["trades"]] == [(100, 18_950), (20, 19_000)]
@@ -133,8 +145,9 @@ async def test_bad_input_gets_a_clear_status(orders) -> None:
     assert "hal" in caught.value.details()
 
 
-async def test_grpcurl_session(mesh: LocalMesh, run_grpcurl) -> None:
+async def test_grpcurl_session(mesh: LocalMesh, grpcurl_over_mtls) -> None:
     address = mesh.addresses()["orders"]
+    run_grpcurl = grpcurl_over_mtls(mesh.client_files(), "orders")
     listed = await run_grpcurl(address, "list")
     assert listed.returncode == 0, listed.stderr
     assert "trading.v1.OrderService" in listed.stdout.split()
@@ -171,7 +184,7 @@ async def test_grpcurl_session(mesh: LocalMesh, run_grpcurl) -> None:
 
 async def test_orders_survive_a_restart(mesh: LocalMesh) -> None:
     request = limit("jo", common_pb2.SIDE_SELL, 9, 40_000, symbol="AMZN")
-    async with grpc.aio.insecure_channel(mesh.addresses()["orders"]) as channel:
+    async with client_channel(mesh, "orders") as channel:
         placed = await orders_pb2_grpc.OrderServiceStub(channel).PlaceOrder(request)
 
     process = mesh.processes["orders-0"]
@@ -179,7 +192,7 @@ async def test_orders_survive_a_restart(mesh: LocalMesh) -> None:
     process.start()
     await asyncio.to_thread(process.wait_serving)
 
-    async with grpc.aio.insecure_channel(mesh.addresses()["orders"]) as channel:
+    async with client_channel(mesh, "orders") as channel:
         stub = orders_pb2_grpc.OrderServiceStub(channel)
         got = await stub.GetOrder(
             orders_pb2.GetOrderRequest(account_id="jo", order_id=placed.order.order_id)
@@ -189,3 +202,22 @@ async def test_orders_survive_a_restart(mesh: LocalMesh) -> None:
     assert got == placed.order
     assert [o.order_id for o in listed.orders] == [placed.order.order_id]
     assert replay.replayed and replay.order.order_id == placed.order.order_id
+
+
+async def test_only_the_mesh_gets_in(mesh: LocalMesh) -> None:
+    """Plaintext is refused, and a client may read a book but not submit to it."""
+    async with grpc.aio.insecure_channel(mesh.addresses()["matching"]) as plaintext:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await matching_pb2_grpc.MatchingEngineStub(plaintext).GetBook(
+                matching_pb2.GetBookRequest(symbol="AAPL"), timeout=5
+            )
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    async with client_channel(mesh, "matching") as channel:
+        engine = matching_pb2_grpc.MatchingEngineStub(channel)
+        book = await engine.GetBook(matching_pb2.GetBookRequest(symbol="AAPL"), timeout=5)
+        assert book.symbol == "AAPL"
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await engine.Submit(matching_pb2.SubmitRequest(order_id="x"), timeout=5)
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "'client' may not call /trading.v1.MatchingEngine/Submit" in denied.value.details()

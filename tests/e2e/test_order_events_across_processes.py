@@ -28,10 +28,11 @@ class TwoOrderServices:
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoOrderServices]:
     """Risk, matching, and two OrderService processes sharing one order store."""
     state: Path = tmp_path_factory.mktemp("shared-store")
-    risk = ServiceProcess("risk", free_port(), log_path=state / "risk.log")
-    matching = ServiceProcess("matching", free_port(), log_path=state / "matching.log")
+    plain = ["--plaintext"]  # this test is about the shared store, not mTLS
+    risk = ServiceProcess("risk", free_port(), plain, log_path=state / "risk.log")
+    matching = ServiceProcess("matching", free_port(), plain, log_path=state / "matching.log")
     peers = ["--risk-address", risk.address, "--matching-address", matching.address]
-    shared = [*peers, "--db-path", str(state / "orders.db"), "--grace-seconds", "1"]
+    shared = [*plain, *peers, "--db-path", str(state / "orders.db"), "--grace-seconds", "1"]
     orders = [
         ServiceProcess("orders", free_port(), shared, log_path=state / f"orders-{i}.log")
         for i in range(2)

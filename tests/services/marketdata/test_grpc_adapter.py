@@ -205,7 +205,9 @@ async def test_leaving_build_services_ends_open_streams_with_unavailable(
 ) -> None:
     monkeypatch.delenv("TRADEMESH_INSTRUMENTS", raising=False)
     # No engine listens there: the service starts anyway and serves empty quotes.
-    settings = MarketDataSettings(port=0, matching_address=f"127.0.0.1:{free_port()}")
+    settings = MarketDataSettings(
+        port=0, matching_address=f"127.0.0.1:{free_port()}", plaintext=True
+    )
     async with build_services(settings) as bindings:
         assert [b.name for b in bindings] == ["trading.v1.MarketDataService"]
         stream = bindings[0].servicer.StreamTrades(marketdata_pb2.StreamTradesRequest(), None)

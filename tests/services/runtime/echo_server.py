@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -46,4 +47,6 @@ async def build_services(_settings: ServerSettings) -> AsyncIterator[Sequence[Se
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(load_settings(ServerSettings), build_services))
+    # Plaintext unless a test passes --tls-dir (then with --identity).
+    args = sys.argv[1:] if "--tls-dir" in sys.argv else ["--plaintext", *sys.argv[1:]]
+    raise SystemExit(run(load_settings(ServerSettings, args), build_services))
