@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
@@ -52,6 +52,23 @@ class ServerSettings(BaseSettings):
         description="calls in flight per process before new ones get RESOURCE_EXHAUSTED",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    # Telemetry (services/runtime/telemetry/). Traces go by OTLP when the standard
+    # OTEL_EXPORTER_OTLP_* variables name an endpoint, else to `trace_file`;
+    # sampling follows OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG.
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one object per line with trace and span ids; text: plain"
+    )
+    metrics_port: int = Field(
+        0,
+        ge=-1,
+        le=65535,
+        description="Prometheus /metrics port; 0: the gRPC port + 1000 (+ worker index); -1: off",
+    )
+    trace_file: Path | None = Field(
+        None, description="append finished spans here as JSON lines when no OTLP endpoint is set"
+    )
+    channelz: bool = Field(False, description="serve grpc.channelz.v1 for live debugging")
 
     # Mutual TLS (services/runtime/tls.py): by default a process serves and calls
     # its peers only over mTLS, as `identity`, with the files `make certs` writes.
