@@ -7,11 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install protos protos-check certs run test lint format clean
+.PHONY: help install protos protos-check certs run observe test lint format clean
 
 help:
 	@echo "make run           install, start every service, run a demo, keep serving until Ctrl-C"
 	@echo "make test          install, check generated code and lint, run the tests"
+	@echo "make observe       start the mesh with tracing, trace one order, print its trace, stop"
 	@echo "make protos        regenerate Python code from protos/ (grpcio-tools)"
 	@echo "make certs         local CA + one mTLS certificate per identity in certs/ (kept if current)"
 	@echo "make lint | clean  ruff; remove the venv, state and caches"
@@ -37,6 +38,11 @@ certs: $(STAMP)
 # `make run RUN_FLAGS=--plaintext` for a mesh without TLS (local debugging only).
 run: $(STAMP) certs
 	$(PY) -m services.launcher $(RUN_FLAGS)
+
+# Spans of every process to var/traces/*.jsonl; prints the metrics URLs and one
+# order's trace as a tree, then stops (OBSERVE_FLAGS=--keep-running to look first).
+observe: $(STAMP) certs
+	$(PY) -m services.observe $(OBSERVE_FLAGS)
 
 test: $(STAMP) protos-check lint
 	$(PY) -m pytest

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from clients.endpoint_pool import EndpointPool, Member
 from clients.policy import ENDPOINT_FAILURES, RETRYABLE
@@ -31,6 +33,12 @@ _monotonic = time.monotonic
 _KEYED_RETRY_PAUSE = 0.05
 # grpc-core's words for a request that never left this process.
 _NEVER_SENT = ("failed to connect", "Connection refused", "connections to all backends failing")
+
+# Tracing (services/runtime/telemetry/tracing.py sets the provider): a sampled call
+# gets a "mesh <service>" span around its attempts, each attempt's client span
+# (opentelemetry-instrumentation-grpc) beneath it.
+_TRACER = trace.get_tracer(__name__)
+_current_span = trace.get_current_span
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
@@ -120,60 +128,114 @@ class MeshChannel:
         key = policy.key_of(request) if policy.key_of is not None else None
         keyed = key is not None and policy.balancer == "ring_hash"
         self.budget.record_request()
-        attempt, avoid = 1, None
-        while True:
-            left = deadline - _monotonic()
-            if left <= 0:
-                raise _rpc_error(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"deadline exceeded before {call.method} could be sent to {self.service}",
-                )
-            if throttle is not None and not throttle.allow():
-                self.throttled += 1
-                raise _rpc_error(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"{self.service} has been failing; this client throttles calls to it "
-                    "(adaptive throttling) until it recovers",
-                )
-            member = pool.pick(key, avoid)
-            if member is None:
-                raise self._no_endpoint()
-            stats = member.stats
-            started = stats.on_start()
-            try:
-                response = await call.on(member)(request, timeout=left, **kwargs)
-            except grpc.aio.AioRpcError as err:
-                code = err.code()
-                healthy = code not in ENDPOINT_FAILURES
-                stats.on_finish(started, healthy)
-                pool.record(member, healthy)
-                if throttle is not None:
-                    throttle.record(healthy)
-                if (
-                    code in RETRYABLE
-                    and attempt < policy.max_attempts
-                    and (policy.idempotent or _never_sent(err))
-                    and self.budget.try_acquire_retry()
-                ):
-                    attempt += 1
-                    self.retries += 1
-                    if keyed:
-                        # The key's owner holds its state: ask the ring again once the
-                        # health watch has had a moment to drop a dead owner, rather
-                        # than spraying the key over other instances.
-                        await asyncio.sleep(_KEYED_RETRY_PAUSE * attempt)
-                    else:
-                        avoid = member.endpoint.instance_id
-                    continue
-                raise
-            except BaseException:  # cancelled by the caller: not the endpoint's fault
+        attempt, avoid, member = 1, None, None
+        # One context read decides: an unsampled call allocates nothing for tracing.
+        span = _current_span()
+        token = None
+        if span.is_recording():
+            span, token = self._open_span(call.method, key)
+        try:
+            while True:
+                left = deadline - _monotonic()
+                if left <= 0:
+                    raise _rpc_error(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"deadline exceeded before {call.method} could be sent to {self.service}",
+                    )
+                if throttle is not None and not throttle.allow():
+                    self.throttled += 1
+                    raise _rpc_error(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"{self.service} has been failing; this client throttles calls to it "
+                        "(adaptive throttling) until it recovers",
+                    )
+                member = pool.pick(key, avoid)
+                if member is None:
+                    raise self._no_endpoint()
+                stats = member.stats
+                started = stats.on_start()
+                try:
+                    response = await call.on(member)(request, timeout=left, **kwargs)
+                except grpc.aio.AioRpcError as err:
+                    code = err.code()
+                    healthy = code not in ENDPOINT_FAILURES
+                    stats.on_finish(started, healthy)
+                    pool.record(member, healthy)
+                    if throttle is not None:
+                        throttle.record(healthy)
+                    if (
+                        code in RETRYABLE
+                        and attempt < policy.max_attempts
+                        and (policy.idempotent or _never_sent(err))
+                        and self.budget.try_acquire_retry()
+                    ):
+                        if token is not None:
+                            _note_retry(span, member, err)
+                        attempt += 1
+                        self.retries += 1
+                        if keyed:
+                            # The key's owner holds its state: ask the ring again once
+                            # the health watch has had a moment to drop a dead owner,
+                            # rather than spraying the key over other instances.
+                            await asyncio.sleep(_KEYED_RETRY_PAUSE * attempt)
+                        else:
+                            avoid = member.endpoint.instance_id
+                        continue
+                    raise
+                except BaseException:  # cancelled by the caller: not the endpoint's fault
+                    stats.on_finish(started, True)
+                    raise
                 stats.on_finish(started, True)
-                raise
-            stats.on_finish(started, True)
-            pool.record(member, True)
-            if throttle is not None:
-                throttle.record(True)
-            return response
+                pool.record(member, True)
+                if throttle is not None:
+                    throttle.record(True)
+                return response
+        except grpc.aio.AioRpcError as err:
+            if token is not None:
+                _note_failure(span, err)
+            raise
+        finally:
+            if token is not None:
+                _close_span(span, token, attempt, member)
+
+    def _open_span(self, method: str, key: str | None) -> tuple[trace.Span, object]:
+        """The mesh's span for one sampled call, made current so that each
+        attempt's client span is its child."""
+        attributes = {
+            "trademesh.service": self.service,
+            "trademesh.balancer": self.policy.balancer,
+            "rpc.method": method,
+        }
+        if key is not None:
+            attributes["trademesh.key"] = key
+        span = _TRACER.start_span(f"mesh {self.service}", attributes=attributes)
+        return span, otel_context.attach(trace.set_span_in_context(span))
+
+
+def _note_retry(span: trace.Span, member: Member, err: grpc.aio.AioRpcError) -> None:
+    span.add_event(
+        "retry",
+        {
+            "rpc.grpc.status_code": err.code().value[0],
+            "trademesh.code": err.code().name,
+            "trademesh.endpoint": member.endpoint.instance_id,
+            "trademesh.address": member.endpoint.address,
+        },
+    )
+
+
+def _note_failure(span: trace.Span, err: grpc.aio.AioRpcError) -> None:
+    span.set_attribute("rpc.grpc.status_code", err.code().value[0])
+    span.set_status(trace.StatusCode.ERROR, f"{err.code().name}: {err.details() or ''}")
+
+
+def _close_span(span: trace.Span, token: object, attempts: int, member: Member | None) -> None:
+    otel_context.detach(token)  # type: ignore[arg-type]
+    span.set_attribute("trademesh.attempts", attempts)
+    if member is not None:  # the final attempt's endpoint
+        span.set_attribute("trademesh.endpoint", member.endpoint.instance_id)
+        span.set_attribute("trademesh.address", member.endpoint.address)
+    span.end()
 
 
 def _never_sent(err: grpc.aio.AioRpcError) -> bool:

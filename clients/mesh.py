@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from clients.channel import MeshChannel
@@ -113,6 +114,11 @@ class Mesh:
             pool = EndpointPool(policy, source, self._factory_for(policy.service))
             found = self._channels[policy.service] = MeshChannel(pool)
         return found
+
+    @property
+    def open_channels(self) -> Mapping[str, MeshChannel]:
+        """The channel of every service called so far, by service (a live view)."""
+        return MappingProxyType(self._channels)
 
     def _factory_for(self, service: str) -> ChannelFactory:
         provider = self._channel_factory

@@ -92,6 +92,7 @@ class ServiceProcess:
     host: str = "127.0.0.1"
     # A client's mTLS files for the health probe; None when the service is plaintext.
     tls: TlsFiles | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -108,7 +109,9 @@ class ServiceProcess:
         command += ["--port", str(self.port), *self.args]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
@@ -166,6 +169,9 @@ class LocalMesh:
     tls_dir: Path | None = None
     # "<service>-<n>" -> port, overriding the default port + 10 n
     instance_ports: dict[str, int] = field(default_factory=dict)
+    # Each process writes its spans to trace_dir/<service>-<n>.jsonl (--trace-file).
+    trace_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # for every service process (OTEL_*...)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     registry: LocalEtcd | None = None
 
@@ -222,6 +228,8 @@ class LocalMesh:
                 args += ["--matching-address", peers["matching"]]
         if name == "orders":
             args += ["--db-path", str(self.state_dir / "orders.db")]
+        if self.trace_dir is not None:
+            args += ["--trace-file", str(self.trace_dir / f"{name}-{index}.jsonl")]
         return args
 
     def start(self, timeout: float = 30.0) -> None:
@@ -245,6 +253,7 @@ class LocalMesh:
                     self._args(name, index),
                     logs / f"{key}.log",
                     tls=probe_tls,
+                    env=self.env,
                 )
                 self.processes[key] = proc
                 proc.start()

@@ -58,6 +58,7 @@ from services.orders.lifecycle import Fill, Order
 from services.orders.ports import Execution, MatchingPort, RiskPort
 from services.orders.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderPage
 from services.orders.recovery import DEFAULT_RECOVERY_GRACE_SECONDS, recover_abandoned
+from services.orders.saga_trace import saga_order, saga_step
 from services.orders.settlement import RiskSettlement
 from services.orders.store import OrderStore
 
@@ -237,11 +238,13 @@ class OrderDesk:
     async def _run_placement(self, order: Order) -> PlaceOutcome:
         """The saga. Returns the outcome rather than raising it, so duplicates
         waiting on this task can each raise their own copy."""
+        saga_order(order.order_id, order.account_id, order.spec.symbol)
         try:
             await self._risk.reserve(
                 reservation_id=order.order_id, account_id=order.account_id, spec=order.spec
             )
         except RETRYABLE as err:
+            saga_step("reserve_unknown", code=err.code, compensate="release")
             # The reserve may have been applied: release it (RiskService remembers
             # a release of an unseen id, so a late reserve is refused too).
             error = Unavailable(
@@ -252,20 +255,25 @@ class OrderDesk:
             await self._settlement.settle((), {order.order_id})
             return error
         except DomainError as err:  # a refusal (a risk limit...): nothing was reserved
+            saga_step("rejected", by="risk", code=err.code)
             self._reject(order.order_id, err, release_due=False)
             return err
+        saga_step("reserved")
         try:
             execution = await self._matching.submit(
                 order_id=order.order_id, account_id=order.account_id, spec=order.spec
             )
         except RETRYABLE as err:
+            saga_step("submit_unknown", code=err.code, compensate="unwind")
             return await self._unwind_failed_submit(order, err)
         except DomainError as err:
             # A refusal: the engine validates before it books, so nothing rests;
             # the reservation is released.
+            saga_step("rejected", by="matching", code=err.code, compensate="release")
             self._reject(order.order_id, err, release_due=True)
             await self._settlement.settle((), {order.order_id})
             return err
+        saga_step("submitted", filled=execution.filled_quantity, resting=execution.resting_quantity)
         with self._store.transaction():
             booking = book_report(
                 self._store, order.order_id, execution, canceled_now=0, clock=self._clock
@@ -283,6 +291,7 @@ class OrderDesk:
         try:
             return await self._unwind(order, rejected)
         except DomainError as unwind_err:
+            saga_step("unwind_failed", code=unwind_err.code, left_to="recovery")
             with self._store.transaction():
                 current = self._store.get(order.order_id)
                 if current is not None and current.is_pending:
@@ -331,6 +340,7 @@ class OrderDesk:
                     canceled_now=canceled_now,
                     clock=self._clock,
                 )
+        saga_step("unwound", canceled=canceled_now, filled=execution.filled_quantity)
         # A rejection has no fills: finishing it settles only its release.
         return await self._finish(booking)
 
@@ -345,6 +355,7 @@ class OrderDesk:
 
     async def _finish(self, booking: Booking) -> PlaceOutcome:
         """After the commit: the hub poked, risk told, the answer built."""
+        saga_step("booked", status=booking.order.status.name, fills=len(booking.fills))
         self._committed(booking)
         await self._settlement.settle(booking.fills, booking.orders)
         order = booking.order

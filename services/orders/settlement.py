@@ -17,6 +17,7 @@ from services.errors import DomainError
 from services.orders.failures import RETRYABLE
 from services.orders.lifecycle import Fill
 from services.orders.ports import RiskPort
+from services.orders.saga_trace import saga_step
 from services.orders.store import OrderStore, Outbox
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class RiskSettlement:
         for now stays due in the store for `settle_outbox`."""
         if await self._apply_fills(fills):
             await self._release(order_ids)
+        else:
+            saga_step("settlement_deferred", reason="risk unreachable; fills stay due")
 
     async def settle_outbox(self) -> int:
         """Retries every risk call still due; returns how many remain due."""
@@ -70,6 +73,7 @@ class RiskSettlement:
             with self._store.transaction():
                 for fill, state in applied:
                     self._store.mark_fill(fill, state)
+            saga_step("fills_applied", count=len(applied))
         return reachable
 
     async def _release(self, order_ids: Iterable[str] | None) -> None:
@@ -89,3 +93,4 @@ class RiskSettlement:
             with self._store.transaction():
                 for order_id, state in released:
                     self._store.mark_release(order_id, state)
+            saga_step("released", count=len(released))

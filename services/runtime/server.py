@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -28,12 +29,17 @@ from clients.tls import TlsError
 from discovery import Registration
 from services.runtime.authz_policy import AuthzPolicy, PolicyError
 from services.runtime.interceptors.authz import AuthzInterceptor
+from services.runtime.interceptors.call_log import FailedCallLogInterceptor
 from services.runtime.interceptors.deadline import DeadlineInterceptor
 from services.runtime.interceptors.domain_errors import DomainErrorInterceptor
-from services.runtime.logs import configure_logging
+from services.runtime.interceptors.metrics import MetricsInterceptor
 from services.runtime.reflection import enable_reflection
-from services.runtime.registry import registered
+from services.runtime.registry import instance_id, registered
 from services.runtime.settings import ServerSettings
+from services.runtime.telemetry.channelz import enable_channelz
+from services.runtime.telemetry.logs import configure_logging
+from services.runtime.telemetry.metrics import ServerMetrics, metrics_port
+from services.runtime.telemetry.tracing import configure_tracing, shutdown_tracing
 from services.runtime.tls import server_credentials, tls_problem
 
 _LOGGER = logging.getLogger(__name__)
@@ -97,6 +103,7 @@ class MeshServer:
         # them, so a refused call does no other work.
         interceptors: list[grpc.aio.ServerInterceptor] = [
             DeadlineInterceptor(),
+            FailedCallLogInterceptor(),  # outside domain errors: sees the final status
             DomainErrorInterceptor(),
         ]
         credentials = None
@@ -104,6 +111,11 @@ class MeshServer:
             # Fails here, before any port is bound, when the files are unusable.
             credentials = server_credentials(settings)
             interceptors.insert(0, AuthzInterceptor(AuthzPolicy.load(settings.authz_policy)))
+        # Metrics first: refused and failed calls count with the status clients see.
+        self.metrics: ServerMetrics | None = None
+        if settings.metrics_port >= 0:
+            self.metrics = ServerMetrics(lambda: self.registration)
+            interceptors.insert(0, MetricsInterceptor(self.metrics.rpc))
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=server_options(settings),
@@ -112,7 +124,10 @@ class MeshServer:
         for binding in self.bindings:
             binding.add_to_server(binding.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        enable_reflection([b.name for b in self.bindings] + [health.SERVICE_NAME], self.server)
+        debug = [enable_channelz(self.server)] if settings.channelz else []
+        enable_reflection(
+            [b.name for b in self.bindings] + [health.SERVICE_NAME, *debug], self.server
+        )
         try:
             if credentials is None:
                 self.port = self.server.add_insecure_port(settings.address)
@@ -133,6 +148,9 @@ class MeshServer:
 
     async def start(self) -> None:
         await self.server.start()
+        port = metrics_port(self.settings, self.port)
+        if self.metrics is not None and port is not None:
+            self.metrics.start(self.settings.host, port)
         for name in ("", *(b.name for b in self.bindings)):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _LOGGER.info(
@@ -162,6 +180,8 @@ class MeshServer:
                 if inspect.isawaitable(result):
                     await result
         await stopping
+        if self.metrics is not None:
+            await self.metrics.stop()
         _LOGGER.info("stopped")
 
 
@@ -175,10 +195,13 @@ async def serving_server(
 
     In-process tests serve plaintext unless the settings choose TLS by naming a
     `tls_dir` (as every test did before mTLS); processes started with run()
-    serve mTLS unless told --plaintext."""
+    serve mTLS unless told --plaintext. Likewise /metrics is served only when
+    the settings name a `metrics_port`."""
     settings = settings or ServerSettings(port=0, plaintext=True)
     if "tls_dir" not in settings.model_fields_set and not settings.plaintext:
         settings = settings.model_copy(update={"plaintext": True})
+    if "metrics_port" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"metrics_port": -1})
     async with contextlib.AsyncExitStack() as stack:
         if callable(services):
             bindings = await stack.enter_async_context(services(settings))  # type: ignore[arg-type]
@@ -217,18 +240,27 @@ async def serve(settings: S, factory: ServiceFactory[S]) -> None:
 
 def run_worker(settings: S, factory: ServiceFactory[S]) -> int:
     """Entry point of one serving process: one event loop, grpc.aio throughout."""
-    configure_logging(settings.log_level)
+    service = settings.service_name
+    configure_logging(settings.log_level, settings.log_format, service)
+    # After any fork and before any server or channel exists: instrumentation
+    # patches grpc.aio.server and the channel constructors.
+    instance = instance_id(settings, service, settings.port)
+    if settings.workers > 1:
+        instance = f"{instance}/{os.getpid()}"
+    configure_tracing(service, instance, settings.trace_file)
     try:
         asyncio.run(serve(settings, factory))
     except (OSError, TlsError, PolicyError) as exc:
         _LOGGER.error("%s", exc)
         return 1
+    finally:
+        shutdown_tracing()  # exports what is queued (forked workers skip atexit)
     return 0
 
 
 def run(settings: S, factory: ServiceFactory[S]) -> int:
     """Serves with `settings.workers` processes; returns the exit code."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.service_name)
     # Before forking: a missing certificate or policy is one line, not one per worker.
     problem = tls_problem(settings)
     if problem is None and not settings.plaintext:

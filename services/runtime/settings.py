@@ -128,6 +128,13 @@ class ServerSettings(BaseSettings):
         return self
 
     @property
+    def service_name(self) -> str:
+        """The registry name of the service these settings are for ("risk"), from
+        the environment prefix; it names the process in traces and logs."""
+        prefix = str(self.model_config.get("env_prefix", ""))
+        return prefix.removeprefix("TRADEMESH_").strip("_").lower() or "trademesh"
+
+    @property
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from services.runtime.settings import ServerSettings
+from services.runtime.telemetry.metrics import metrics_port
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ def run_workers(settings: S, worker_main: Callable[[S], int]) -> int:
     with reserved_port(settings.host, settings.port) as port:
         worker_settings = settings.model_copy(update={"port": port})
         workers = [
-            ctx.Process(target=_exit_with, args=(worker_main, worker_settings), name=f"worker-{i}")
+            ctx.Process(
+                target=_exit_with,
+                args=(worker_main, _with_metrics_port(worker_settings, i)),
+                name=f"worker-{i}",
+            )
             for i in range(settings.workers)
         ]
         stopping = False
@@ -81,6 +86,12 @@ def run_workers(settings: S, worker_main: Callable[[S], int]) -> int:
             time.sleep(0.1)
         codes = [w.exitcode for w in workers]
     return 0 if all(code == 0 for code in codes) else 1
+
+
+def _with_metrics_port(settings: S, worker: int) -> S:
+    """Each worker serves its own /metrics, on the metrics port + its index."""
+    port = metrics_port(settings, settings.port, worker)
+    return settings if port is None else settings.model_copy(update={"metrics_port": port})
 
 
 def _exit_with(worker_main: Callable[[S], int], settings: S) -> None:

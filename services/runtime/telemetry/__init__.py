@@ -1,0 +1,1 @@
+"""Telemetry of a serving process: metrics, traces, logs and channelz."""

@@ -1,0 +1,149 @@
+"""Traces of one serving process: the OpenTelemetry SDK set up once, every grpc.aio
+server and channel instrumented, finished spans exported.
+
+Where spans go, first match wins:
+
+    OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set
+        -> OTLP over gRPC (the exporter reads the other OTEL_EXPORTER_OTLP_* itself)
+    --trace-file FILE (settings.trace_file)
+        -> FILE, one JSON object per finished span (trace_files.py)
+    neither
+        -> nowhere; ids are still made and propagated, so the log lines of one
+           request carry the same trace id in every service it reaches
+
+Sampling follows OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG when set. The default
+here is `parentbased_traceidratio` at 1% (the SDK's own is parentbased_always_on):
+a caller's decision is always followed, so a traced client gets its whole trace,
+while requests arriving untraced (grpcurl, probes, load generators) become a
+sampled root once in a hundred. An unsampled call pays for ids and propagation
+only, which keeps tracing at the default sampling cheap.
+
+Only `trading.v1` methods are traced: health watches, reflection and etcd's
+lease keep-alives (aetcd also uses grpc.aio) would each make a root span.
+
+Processes started by run()/run_worker() call configure_tracing() after any fork;
+in-process servers (serving(), tests) install nothing unless a test opts in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import (
+    GrpcAioInstrumentorClient,
+    GrpcAioInstrumentorServer,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+
+from services.runtime.telemetry.trace_files import JsonLinesSpanExporter
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_RATIO = 0.01
+TRACED_PREFIX = "/trading.v1."
+_OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+_provider: TracerProvider | None = None
+
+
+def is_traced(details: Any) -> bool:
+    """The instrumentation's filter: a client's call details carry the method as
+    bytes (grpc/grpc#31092), a server's as str."""
+    method = details.method
+    if isinstance(method, bytes):
+        return method.startswith(b"/trading.v1.")
+    return bool(method.startswith(TRACED_PREFIX))
+
+
+def default_sampler() -> Sampler | None:
+    """None when OTEL_TRACES_SAMPLER is set (the SDK reads it), else ours."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    return ParentBased(TraceIdRatioBased(DEFAULT_SAMPLE_RATIO))
+
+
+def span_exporter(trace_file: Path | None) -> SpanExporter | None:
+    if any(os.environ.get(name) for name in _OTLP_VARIABLES):
+        # Imported here: it loads grpc's sync stack and protobufs only when used.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if trace_file is not None:
+        return JsonLinesSpanExporter(trace_file)
+    return None
+
+
+def build_tracer_provider(
+    service: str,
+    instance: str,
+    trace_file: Path | None = None,
+    *,
+    sampler: Sampler | None = None,
+    exporter: SpanExporter | None = None,
+) -> TracerProvider:
+    """A provider for `service` (the registry name) exporting as the module doc
+    says, unless `exporter` is given. Sets nothing global."""
+    resource = Resource.create(
+        {"service.name": service, "service.instance.id": instance, "process.pid": os.getpid()}
+    )
+    provider = TracerProvider(
+        sampler=sampler if sampler is not None else default_sampler(),
+        resource=resource,
+        shutdown_on_exit=False,  # shutdown_tracing() flushes; forked workers skip atexit
+    )
+    exporter = exporter if exporter is not None else span_exporter(trace_file)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def instrument_grpc(provider: TracerProvider | None = None, *, servers: bool = True) -> None:
+    """Every grpc.aio channel (and server, with `servers`) made from now on opens
+    a span per trading.v1 call and propagates the W3C trace context. Process-wide:
+    call it before the first server or channel exists."""
+    server = GrpcAioInstrumentorServer(filter_=is_traced)
+    if servers and not server.is_instrumented_by_opentelemetry:
+        server.instrument(tracer_provider=provider)
+    client = GrpcAioInstrumentorClient(filter_=is_traced)
+    if not client.is_instrumented_by_opentelemetry:
+        client.instrument(tracer_provider=provider)
+
+
+def configure_tracing(service: str, instance: str, trace_file: Path | None = None) -> None:
+    """Once per process (after any fork): the global provider and gRPC instrumentation."""
+    global _provider
+    if _provider is not None:
+        return
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        # The standard off switch. The stock gRPC instrumentation costs ~130 us per
+        # hop even for unsampled calls (measured: tests/clients/test_channel_tracing.py
+        # notes), so a throughput run may turn tracing off entirely.
+        _LOGGER.info("tracing: off (OTEL_SDK_DISABLED=true)")
+        return
+    _provider = build_tracer_provider(service, instance, trace_file)
+    trace.set_tracer_provider(_provider)
+    instrument_grpc(_provider)
+    where = (
+        "OTLP"
+        if any(os.environ.get(name) for name in _OTLP_VARIABLES)
+        else (str(trace_file) if trace_file else "nowhere (ids propagate)")
+    )
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER") or (
+        f"parentbased_traceidratio {DEFAULT_SAMPLE_RATIO}"
+    )
+    _LOGGER.info("tracing: spans to %s, sampler %s", where, sampler)
+
+
+def shutdown_tracing() -> None:
+    """Exports what is still queued; the end of a serving process."""
+    global _provider
+    provider, _provider = _provider, None
+    if provider is not None:
+        provider.shutdown()
