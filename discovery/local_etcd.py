@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -62,11 +63,33 @@ def find_etcd(program: str = "etcd") -> str:
     )
 
 
+# Listening ports for local test servers are drawn below Linux's ephemeral range
+# (32768-60999 by default): a port the OS hands out for binding 0 is also the kind
+# it gives outgoing connections, which took one of ours between the probe and the
+# server's bind often enough to fail a test run now and then.
+# Up to 31000, so a service's metrics port (its port + 1000) stays below the range too.
+_LISTEN_PORTS = (20000, 31000)
+METRICS_OFFSET = 1000  # services/runtime/telemetry/metrics.py serves on port + 1000
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (another process could still take it before etcd)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A port free now, outside the ephemeral range (another process could still
+    take it before the server binds, but no outgoing connection will)."""
+    for _ in range(200):
+        port = random.randint(*_LISTEN_PORTS)
+        # Not twice to one process (its servers start later), nor 1000 apart from
+        # another (a service's metrics would then take its neighbour's port).
+        if {port, port - METRICS_OFFSET, port + METRICS_OFFSET} & _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise OSError(f"no free port in {_LISTEN_PORTS} on {host}")
 
 
 @dataclass(frozen=True, slots=True)

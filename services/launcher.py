@@ -17,7 +17,6 @@ import contextlib
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from clients.mesh import Channels
 from clients.tls import SecureChannels, TlsFiles, server_name
 from clients.trading import DEFAULT_PORTS
 from discovery import LocalEtcd
+from discovery.local_etcd import free_port
 from services.runtime.certs import CLIENT_IDENTITY, ensure_certs
 
 SERVICE_ORDER = ("risk", "matching", "marketdata", "orders")  # dependencies first
@@ -43,12 +43,6 @@ HEALTH_NAMES = {
     "matching": "trading.v1.MatchingEngine",
     "marketdata": "trading.v1.MarketDataService",
 }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _probe_channel(address: str, tls: TlsFiles | None, identity: str) -> grpc.Channel:
