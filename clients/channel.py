@@ -128,7 +128,7 @@ class MeshChannel:
         key = policy.key_of(request) if policy.key_of is not None else None
         keyed = key is not None and policy.balancer == "ring_hash"
         self.budget.record_request()
-        attempt, avoid, member = 1, None, None
+        attempt, sent, avoid, member = 1, 0, None, None
         # One context read decides: an unsampled call allocates nothing for tracing.
         span = _current_span()
         token = None
@@ -154,6 +154,7 @@ class MeshChannel:
                     raise self._no_endpoint()
                 stats = member.stats
                 started = stats.on_start()
+                sent += 1
                 try:
                     response = await call.on(member)(request, timeout=left, **kwargs)
                 except grpc.aio.AioRpcError as err:
@@ -196,7 +197,7 @@ class MeshChannel:
             raise
         finally:
             if token is not None:
-                _close_span(span, token, attempt, member)
+                _close_span(span, token, sent, member)
 
     def _open_span(self, method: str, key: str | None) -> tuple[trace.Span, object]:
         """The mesh's span for one sampled call, made current so that each
@@ -229,9 +230,9 @@ def _note_failure(span: trace.Span, err: grpc.aio.AioRpcError) -> None:
     span.set_status(trace.StatusCode.ERROR, f"{err.code().name}: {err.details() or ''}")
 
 
-def _close_span(span: trace.Span, token: object, attempts: int, member: Member | None) -> None:
+def _close_span(span: trace.Span, token: object, sent: int, member: Member | None) -> None:
     otel_context.detach(token)  # type: ignore[arg-type]
-    span.set_attribute("trademesh.attempts", attempts)
+    span.set_attribute("trademesh.attempts", sent)  # attempts that reached an endpoint
     if member is not None:  # the final attempt's endpoint
         span.set_attribute("trademesh.endpoint", member.endpoint.instance_id)
         span.set_attribute("trademesh.address", member.endpoint.address)
