@@ -196,8 +196,11 @@ class EndpointPool:
     def _drop(self, member: Member) -> None:
         if member.health_task is not None:
             member.health_task.cancel()
-        # Calls in flight on it finish (or fail) on their own; close when idle.
-        asyncio.get_running_loop().create_task(_close_when_idle(member))
+        # Calls in flight on it finish (or fail) on their own; close when idle. The
+        # task is held (the loop keeps only weak references) and close() ends it.
+        task = asyncio.get_running_loop().create_task(_close_when_idle(member))
+        self._retired[task] = member
+        task.add_done_callback(self._retired.pop)
 
     def _rebuild(self) -> None:
         usable = self.usable()
