@@ -32,11 +32,11 @@ from types import TracebackType
 
 import grpc
 
+from clients.channel_options import plaintext_channel
 from discovery import Backoff
 from services.errors import Unavailable
 from services.marketdata.grpc_adapter import MarketDataFanout, quote_from_proto, quote_to_proto
 from services.marketdata.quotes import QuoteBoard
-from services.runtime.channels import open_channel
 from trading.v1 import matching_pb2, matching_pb2_grpc
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class MatchingFeed:
         *,
         backoff: Backoff | None = None,
         symbols: Sequence[str] = (),
-        channel_factory: Callable[[str], grpc.aio.Channel] = open_channel,
+        channel_factory: Callable[[str], grpc.aio.Channel] = plaintext_channel,
     ) -> None:
         self.address = address
         # Makes each attempt's channel: the mesh's (mTLS as this service, checking

@@ -10,6 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.channel_options import plaintext_channel
 from services.errors import Unavailable
 from services.launcher import free_port
 from services.marketdata.app import SERVICE_NAME, MarketDataSettings, build_services
@@ -18,7 +19,6 @@ from services.marketdata.grpc_adapter import MarketDataFanout, MarketDataService
 from services.marketdata.quotes import QuoteBoard
 from services.matching.engine import MatchingEngine
 from services.model import Side
-from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, serving
 from tests.services.marketdata.support import CATALOG, eventually, limit, matching_engine
 from trading.v1 import common_pb2, marketdata_pb2, marketdata_pb2_grpc
@@ -35,7 +35,10 @@ async def market(
     monkeypatch.delenv("TRADEMESH_INSTRUMENTS", raising=False)
     async with matching_engine() as (matching_address, engine):
         settings = MarketDataSettings(port=0, matching_address=matching_address)
-        async with serving(build_services, settings) as address, open_channel(address) as channel:
+        async with (
+            serving(build_services, settings) as address,
+            plaintext_channel(address) as channel,
+        ):
             await eventually(lambda: engine.subscriber_count == 1)  # the feed follows it
             yield Stub(channel), engine
 
@@ -159,7 +162,7 @@ async def hub() -> AsyncIterator[tuple[Stub, QuoteBoard, MarketDataFanout]]:
         MarketDataServicer(board, fanout),
         marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server,
     )
-    async with serving([binding]) as address, open_channel(address) as channel:
+    async with serving([binding]) as address, plaintext_channel(address) as channel:
         yield Stub(channel), board, fanout
 
 

@@ -12,11 +12,11 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.channel_options import plaintext_channel
 from services.instruments import DEFAULT_INSTRUMENTS, InstrumentCatalog
 from services.matching.app import SERVICE_NAME, MatchingSettings, build_services
 from services.matching.engine import MatchingEngine
 from services.matching.grpc_adapter import MatchingEngineServicer
-from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, serving
 from trading.v1 import common_pb2, matching_pb2, matching_pb2_grpc
 
@@ -40,7 +40,7 @@ async def matching() -> AsyncIterator[Harness]:
         matching_pb2_grpc.add_MatchingEngineServicer_to_server,
     )
     async with serving([binding], MatchingSettings(port=0)) as address:
-        async with open_channel(address) as channel:
+        async with plaintext_channel(address) as channel:
             yield Harness(engine, matching_pb2_grpc.MatchingEngineStub(channel))
         engine.close()
 
@@ -219,7 +219,7 @@ async def test_slow_stream_subscriber_gets_resource_exhausted(matching: Harness)
 async def test_build_services_serves_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRADEMESH_INSTRUMENTS", raising=False)  # the built-in catalog
     settings = MatchingSettings(port=0, engine_id="me-app")
-    async with serving(build_services, settings) as address, open_channel(address) as channel:
+    async with serving(build_services, settings) as address, plaintext_channel(address) as channel:
         stub = matching_pb2_grpc.MatchingEngineStub(channel)
         await stub.Submit(order("s1", SELL, 1, 10_000))
         report = await stub.Submit(order("b1", BUY, 1, 10_000))

@@ -15,12 +15,12 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
+from clients.channel_options import plaintext_channel
 from services.matching import app as matching_app
 from services.orders import app as orders_app
 from services.orders.app import OrderSettings
 from services.orders.grpc_adapter import OrderServiceServicer
 from services.risk import app as risk_app
-from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, serving
 from tests.services.orders.support import until
 from trading.v1 import common_pb2, orders_pb2, orders_pb2_grpc, risk_pb2, risk_pb2_grpc
@@ -56,7 +56,7 @@ async def downstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Downstrea
         serving(
             matching_app.build_services, matching_app.MatchingSettings(port=0)
         ) as matching_address,
-        open_channel(risk_address) as channel,
+        plaintext_channel(risk_address) as channel,
     ):
         yield Downstream(risk_address, matching_address, risk_pb2_grpc.RiskServiceStub(channel))
 
@@ -93,7 +93,7 @@ def start_orders(downstream: Downstream, tmp_path: Path) -> StartOrders:
                 servicers.append(bindings[0].servicer)
                 yield bindings
 
-        async with serving(factory, settings) as address, open_channel(address) as channel:
+        async with serving(factory, settings) as address, plaintext_channel(address) as channel:
             yield OrdersServer(orders_pb2_grpc.OrderServiceStub(channel), servicers[0])
 
     return start

@@ -9,8 +9,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.channel_options import plaintext_channel
 from services.risk.app import RiskSettings, build_services
-from services.runtime.channels import open_channel
 from services.runtime.server import serving
 from trading.v1 import common_pb2, risk_pb2, risk_pb2_grpc
 
@@ -27,7 +27,7 @@ async def risk(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[risk_pb2_grpc.R
         max_order_notional=2_000_000,
         max_position=5_000,
     )
-    async with serving(build_services, settings) as address, open_channel(address) as channel:
+    async with serving(build_services, settings) as address, plaintext_channel(address) as channel:
         yield risk_pb2_grpc.RiskServiceStub(channel)
 
 
