@@ -78,7 +78,7 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         # Let clients keep idle connections alive with pings every >= 5 s (their
-        # default in services/runtime/channels.py is 30 s), and ping clients too.
+        # default in clients/channel_options.py is 30 s), and ping clients too.
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.keepalive_time_ms", 60_000),
