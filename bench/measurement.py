@@ -8,7 +8,6 @@ CPU is seconds of user + system time over the measured window.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
