@@ -57,7 +57,9 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile of already sorted values (0 when empty)."""
     if not sorted_values:
         return 0.0
-    rank = max(0, min(len(sorted_values) - 1, math.ceil(pct / 100.0 * len(sorted_values)) - 1))
+    rank = max(
+        0, min(len(sorted_values) - 1, math.ceil(pct * len(sorted_values) / 100.0 - 1e-9) - 1)
+    )
     return float(sorted_values[rank])
 
 
