@@ -1,7 +1,8 @@
 """Starts the whole mesh on loopback, one process per service, and stops it.
 
 `make run` uses this to bring every service up (waiting for each to report
-SERVING on grpc.health.v1), run the demo, and keep serving until Ctrl-C; the
+SERVING on grpc.health.v1, or on GET /healthz for the REST variant), run the
+demo, and keep serving until Ctrl-C; the
 end-to-end tests use the same `Mesh` so they exercise what users run. Each
 process is stopped by its own PID: SIGTERM, then SIGKILL after a timeout.
 
@@ -14,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -75,6 +78,42 @@ def wait_serving(
     raise TimeoutError(f"{service} at {address} not SERVING after {timeout:.0f} s ({last_error})")
 
 
+def _healthz(address: str, service: str, tls: TlsFiles | None, identity: str) -> tuple[int, str]:
+    """One GET /healthz?service=...: (HTTP status, body)."""
+    from services.runtime.rest.tls import client_context
+
+    host, _, port = address.rpartition(":")
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=1)
+    try:
+        if tls is not None:  # the connection's socket, wrapped to check the server's name
+            raw = socket.create_connection((host.strip("[]"), int(port)), timeout=1)
+            conn.sock = client_context(tls).wrap_socket(raw, server_hostname=server_name(identity))
+        conn.request("GET", f"/healthz?service={service}")
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def wait_serving_rest(
+    address: str, service: str, timeout: float, tls: TlsFiles | None = None, identity: str = ""
+) -> None:
+    """Polls GET /healthz until `service` is SERVING (200) or time runs out; over
+    mTLS with `tls` (a client's files), checking the server is `identity`."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            status, body = _healthz(address, service, tls, identity)
+            if status == 200:
+                return
+            last_error = f"HTTP {status}: {body[:200]}"
+        except (OSError, http.client.HTTPException) as exc:
+            last_error = str(exc) or type(exc).__name__
+        time.sleep(0.1)
+    raise TimeoutError(f"{service} at {address} not SERVING after {timeout:.0f} s ({last_error})")
+
+
 @dataclass
 class ServiceProcess:
     """One service process: `python -m services.<name> --port P ...`."""
@@ -87,6 +126,8 @@ class ServiceProcess:
     # A client's mTLS files for the health probe; None when the service is plaintext.
     tls: TlsFiles | None = None
     env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
+    # How to probe it: grpc.health.v1, or GET /healthz for `--protocol rest`.
+    protocol: Literal["grpc", "rest"] = "grpc"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -111,8 +152,9 @@ class ServiceProcess:
                 log.close()
 
     def wait_serving(self, timeout: float = 20.0) -> None:
+        wait = wait_serving_rest if self.protocol == "rest" else wait_serving
         try:
-            wait_serving(self.address, HEALTH_NAMES[self.name], timeout, self.tls, self.name)
+            wait(self.address, HEALTH_NAMES[self.name], timeout, self.tls, self.name)
         except TimeoutError:
             code = self.process.poll() if self.process else None
             hint = f"; it exited with {code}" if code is not None else ""
@@ -151,6 +193,9 @@ class LocalMesh:
     With `tls` every service serves mTLS as its own identity, with certificates
     from `tls_dir` (default state_dir/certs, issued there when missing or stale);
     without, every service runs with --plaintext.
+
+    With `protocol="rest"` every service serves HTTP/JSON instead of gRPC
+    (`--protocol rest`) and readiness is GET /healthz.
     """
 
     state_dir: Path
@@ -166,6 +211,7 @@ class LocalMesh:
     # Each process writes its spans to trace_dir/<service>-<n>.jsonl (--trace-file).
     trace_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)  # for every service process (OTEL_*...)
+    protocol: Literal["grpc", "rest"] = "grpc"
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     registry: LocalEtcd | None = None
 
@@ -210,6 +256,8 @@ class LocalMesh:
 
     def _args(self, name: str, index: int) -> list[str]:
         args = ["--grace-seconds", str(self.grace_seconds)]
+        if self.protocol != "grpc":
+            args += ["--protocol", self.protocol]
         args += ["--tls-dir", str(self.certs_dir)] if self.tls else ["--plaintext"]
         if self.registry is not None:
             args += ["--etcd-endpoints", self.registry.endpoint]
@@ -248,6 +296,7 @@ class LocalMesh:
                     logs / f"{key}.log",
                     tls=probe_tls,
                     env=self.env,
+                    protocol=self.protocol,
                 )
                 self.processes[key] = proc
                 proc.start()

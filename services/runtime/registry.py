@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 
 from discovery import Endpoint, EtcdClient, Registration
+from discovery.endpoint import Protocol
 from services.runtime.settings import ServerSettings
 
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -33,9 +34,14 @@ def instance_id(settings: ServerSettings, service: str, port: int) -> str:
 
 @contextlib.asynccontextmanager
 async def registered(
-    settings: ServerSettings, service: str, port: int, version: str = ""
+    settings: ServerSettings,
+    service: str,
+    port: int,
+    version: str = "",
+    protocol: Protocol = "grpc",
 ) -> AsyncIterator[Registration | None]:
-    """Registers for the duration of the block (None without etcd settings)."""
+    """Registers for the duration of the block (None without etcd settings);
+    `protocol` tells peers how to call it ("grpc", or "rest" for HTTP/JSON)."""
     config = settings.etcd_config()
     if config is None:
         yield None
@@ -47,6 +53,7 @@ async def registered(
         zone=settings.zone,
         weight=settings.weight,
         version=version,
+        protocol=protocol,
     )
     async with EtcdClient(config) as client:
         registration = Registration(

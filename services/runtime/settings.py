@@ -32,6 +32,11 @@ class ServerSettings(BaseSettings):
         extra="ignore",
     )
 
+    protocol: Literal["grpc", "rest"] = Field(
+        "grpc",
+        description="grpc: serve gRPC (HTTP/2, protobuf); rest: serve the same service as "
+        "HTTP/JSON (OpenAPI at /openapi.json), registered with protocol 'rest'",
+    )
     host: str = Field("127.0.0.1", description="address to listen on ('::' or '0.0.0.0' for all)")
     port: int = Field(0, ge=0, le=65535, description="port to listen on; 0 picks a free one")
     workers: int = Field(
@@ -63,7 +68,8 @@ class ServerSettings(BaseSettings):
         0,
         ge=-1,
         le=65535,
-        description="Prometheus /metrics port; 0: the gRPC port + 1000 (+ worker index); -1: off",
+        description="Prometheus /metrics port; 0: the gRPC port + 1000 (+ worker index); -1: "
+        "off. REST serves /metrics on its own port unless -1",
     )
     trace_file: Path | None = Field(
         None, description="append finished spans here as JSON lines when no OTLP endpoint is set"

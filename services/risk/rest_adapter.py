@@ -1,0 +1,152 @@
+"""RiskService over HTTP/JSON: request models to RiskBook calls, results to dicts.
+
+Nothing here decides anything, as in grpc_adapter.py: the bodies mirror the
+trading.v1 messages (proto field names, enums by value name, int64 as numbers)
+and domain errors propagate to the runtime, which answers problem documents.
+
+    POST /v1/reservations                               Reserve
+    POST /v1/reservations/{reservation_id}:release      Release
+    POST /v1/reservations/{reservation_id}/fills        ApplyFill
+    GET  /v1/accounts/{account_id}                      GetAccount
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict
+
+from services.risk.accounts import Account, Reservation, RiskBook
+from services.runtime.rest.enums import enum_names
+from services.runtime.rest.responses import JsonResponse
+from trading.v1 import common_pb2
+
+SideName = enum_names(common_pb2.Side)
+
+_side_value = common_pb2.Side.Value
+_side_name = common_pb2.Side.Name
+
+
+class ReserveRequest(BaseModel):
+    """trading.v1.ReserveRequest: holds cash or position for one order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reservation_id: str = ""
+    account_id: str = ""
+    symbol: str = ""
+    side: SideName = "SIDE_UNSPECIFIED"
+    quantity: int = 0
+    price: int = 0
+
+
+class ReleaseRequest(BaseModel):
+    """trading.v1.ReleaseRequest without the id, which is in the path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = ""
+
+
+class ApplyFillRequest(BaseModel):
+    """trading.v1.ApplyFillRequest without the reservation id, which is in the path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = ""
+    trade_id: str = ""
+    price: int = 0
+    quantity: int = 0
+
+
+def reservation_dict(reservation: Reservation) -> dict[str, Any]:
+    return {
+        "reservation_id": reservation.reservation_id,
+        "account_id": reservation.account_id,
+        "symbol": reservation.symbol,
+        "side": _side_name(int(reservation.side)),
+        "open_quantity": reservation.open_quantity,
+        "price": reservation.price,
+        "reserved_cash": reservation.reserved_cash,
+    }
+
+
+def account_dict(account: Account) -> dict[str, Any]:
+    limits = account.limits
+    return {
+        "account_id": account.account_id,
+        "cash": account.cash,
+        "reserved_cash": account.reserved_cash,
+        "buying_power": account.buying_power,
+        "positions": [
+            {
+                "symbol": p.symbol,
+                "quantity": p.quantity,
+                "reserved_buy": p.reserved_buy,
+                "reserved_sell": p.reserved_sell,
+            }
+            for p in account.positions
+        ],
+        "limits": {
+            "max_order_quantity": limits.max_order_quantity,
+            "max_order_notional": limits.max_order_notional,
+            "max_position": limits.max_position,
+        },
+    }
+
+
+def risk_router(book: RiskBook) -> APIRouter:
+    """The RiskService routes over one in-process RiskBook."""
+    router = APIRouter()
+
+    @router.post("/v1/reservations", name="Reserve", summary="Reserve cash or position")
+    async def reserve(request: ReserveRequest) -> JsonResponse:
+        result = book.reserve(
+            reservation_id=request.reservation_id,
+            account_id=request.account_id,
+            symbol=request.symbol,
+            side=_side_value(request.side),
+            quantity=request.quantity,
+            price=request.price,
+        )
+        return JsonResponse(
+            {"reservation": reservation_dict(result.reservation), "replayed": result.replayed}
+        )
+
+    @router.post(
+        "/v1/reservations/{reservation_id}:release",
+        name="Release",
+        summary="Release what a reservation still holds",
+    )
+    async def release(
+        reservation_id: str, request: Annotated[ReleaseRequest | None, Body()] = None
+    ) -> JsonResponse:
+        result = book.release(reservation_id, request.account_id if request else "")
+        return JsonResponse(
+            {
+                "released_quantity": result.released_quantity,
+                "released_cash": result.released_cash,
+            }
+        )
+
+    @router.post(
+        "/v1/reservations/{reservation_id}/fills",
+        name="ApplyFill",
+        summary="Apply a fill against a reservation (idempotent by trade id)",
+    )
+    async def apply_fill(reservation_id: str, request: ApplyFillRequest) -> JsonResponse:
+        result = book.apply_fill(
+            reservation_id=reservation_id,
+            trade_id=request.trade_id,
+            price=request.price,
+            quantity=request.quantity,
+            account_id=request.account_id,
+        )
+        return JsonResponse({"account": account_dict(result.account), "replayed": result.replayed})
+
+    @router.get("/v1/accounts/{account_id}", name="GetAccount", summary="An account's state")
+    async def get_account(account_id: str) -> JsonResponse:
+        return JsonResponse(account_dict(book.account(account_id)))
+
+    return router
