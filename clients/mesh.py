@@ -30,7 +30,7 @@ from discovery import DEFAULT_PREFIX, EtcdClient, EtcdConfig, ServiceWatcher
 
 SourceFactory = Callable[[str], Awaitable[EndpointSource]]
 
-__all__ = ["ChannelFactory", "ChannelProvider", "Channels", "Mesh"]
+__all__ = ["ChannelFactory", "ChannelProvider", "Channels", "Mesh", "SourceFactory", "etcd_sources"]
 
 
 @runtime_checkable
@@ -44,6 +44,28 @@ class ChannelProvider(Protocol):
 
 
 Channels = ChannelFactory | ChannelProvider
+
+
+def etcd_sources(
+    config: EtcdConfig, *, prefix: str = DEFAULT_PREFIX
+) -> tuple[SourceFactory, Callable[[], Awaitable[None]]]:
+    """A watcher per service on one etcd client, and what closes them all (the
+    gRPC mesh and the REST one, clients/http_pool.py, find peers the same way)."""
+    client = EtcdClient(config)
+    watchers: list[ServiceWatcher] = []
+
+    async def watch(service: str) -> EndpointSource:
+        watcher = ServiceWatcher(client, service, prefix=prefix)
+        watchers.append(watcher)
+        await watcher.start()
+        return watcher
+
+    async def close() -> None:
+        for watcher in watchers:
+            await watcher.close()
+        await client.close()
+
+    return watch, close
 
 
 class Mesh:
@@ -69,20 +91,7 @@ class Mesh:
         prefix: str = DEFAULT_PREFIX,
         channel_factory: Channels = plaintext_channel,
     ) -> Mesh:
-        client = EtcdClient(config)
-        watchers: list[ServiceWatcher] = []
-
-        async def watch(service: str) -> EndpointSource:
-            watcher = ServiceWatcher(client, service, prefix=prefix)
-            watchers.append(watcher)
-            await watcher.start()
-            return watcher
-
-        async def close() -> None:
-            for watcher in watchers:
-                await watcher.close()
-            await client.close()
-
+        watch, close = etcd_sources(config, prefix=prefix)
         return cls(watch, channel_factory=channel_factory, on_close=close)
 
     @classmethod

@@ -21,7 +21,7 @@ from services.runtime.settings import ServerSettings
 from trading.v1 import marketdata_pb2_grpc
 
 SERVICE_NAME = "trading.v1.MarketDataService"
-_DRAINING = "market data service is shutting down; resubscribe"
+DRAINING = "market data service is shutting down; resubscribe"
 
 
 class MarketDataSettings(ServerSettings):
@@ -63,10 +63,10 @@ async def build_services(settings: MarketDataSettings) -> AsyncIterator[list[Ser
                     servicer,
                     marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server,
                     # Subscribers learn at once to resubscribe to another instance.
-                    on_drain=lambda: fanout.close(Unavailable(_DRAINING)),
+                    on_drain=lambda: fanout.close(Unavailable(DRAINING)),
                     registry_name=MARKETDATA.service,
                 )
             ]
         finally:
-            fanout.close(Unavailable(_DRAINING))
+            fanout.close(Unavailable(DRAINING))
             await engines.stop()

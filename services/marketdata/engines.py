@@ -5,16 +5,23 @@ order service routes by, built from the same registry and health), so market
 data asks each engine for its own symbols only: an engine's empty quote of a
 symbol it does not own never overwrites the owner's. When the ring changes, the
 followers of the engines whose symbols changed are restarted.
+
+Transport-neutral: the pool is the gRPC mesh's EndpointPool or the REST mesh's
+HttpPool, and `new_feed` makes the follower of one engine (by default a gRPC
+MatchingFeed; the REST variant passes http_feed.HttpMatchingFeed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
+from clients.balancers import Picker
 from clients.balancers.ring_hash import RingHashPicker
 from clients.endpoint_pool import EndpointPool
+from discovery import Endpoint
 from services.marketdata.feed import MatchingFeed
 from services.marketdata.grpc_adapter import MarketDataFanout
 from services.marketdata.quotes import QuoteBoard
@@ -22,12 +29,55 @@ from services.marketdata.quotes import QuoteBoard
 _LOGGER = logging.getLogger(__name__)
 
 
+class _Member(Protocol):
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+
+class EnginePool(Protocol):
+    """What EngineFeeds reads of a pool of engines (EndpointPool, HttpPool)."""
+
+    @property
+    def picker(self) -> Picker: ...
+
+    @property
+    def members(self) -> Mapping[str, _Member]: ...
+
+    def on_change(self, listener: Callable[[Any], None]) -> None: ...
+
+
+class Follower(Protocol):
+    """The follower of one engine's feed (MatchingFeed, HttpMatchingFeed)."""
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# Makes the follower of one engine: (instance id, the symbols it owns).
+FeedFactory = Callable[[str, tuple[str, ...]], Follower]
+
+
 class EngineFeeds:
-    def __init__(self, pool: EndpointPool, board: QuoteBoard, fanout: MarketDataFanout) -> None:
+    def __init__(
+        self,
+        pool: EnginePool,
+        board: QuoteBoard,
+        fanout: MarketDataFanout,
+        *,
+        new_feed: FeedFactory | None = None,
+    ) -> None:
         self._pool = pool
         self._board = board
         self._fanout = fanout
-        self.feeds: dict[str, MatchingFeed] = {}  # instance id -> its follower
+        self._new_feed = new_feed or self._grpc_feed
+        self.feeds: dict[str, Follower] = {}  # instance id -> its follower
         self._pending: set[asyncio.Task[None]] = set()
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
@@ -65,22 +115,22 @@ class EngineFeeds:
         for instance_id, symbols in wanted.items():
             if instance_id in self.feeds:
                 continue
-            member = self._pool.members[instance_id]
-            feed = MatchingFeed(
-                member.endpoint.address,
-                self._board,
-                self._fanout,
-                symbols=symbols,
-                channel_factory=self._pool.open_channel,
-            )
-            self.feeds[instance_id] = feed
+            feed = self.feeds[instance_id] = self._new_feed(instance_id, symbols)
             self._spawn(feed.start())
             _LOGGER.info(
-                "following engine %s (%s) for %s",
-                instance_id,
-                member.endpoint.address,
-                ", ".join(symbols),
+                "following engine %s (%s) for %s", instance_id, feed.address, ", ".join(symbols)
             )
+
+    def _grpc_feed(self, instance_id: str, symbols: tuple[str, ...]) -> MatchingFeed:
+        pool = self._pool
+        assert isinstance(pool, EndpointPool)  # the default is for the gRPC mesh
+        return MatchingFeed(
+            pool.members[instance_id].endpoint.address,
+            self._board,
+            self._fanout,
+            symbols=symbols,
+            channel_factory=pool.open_channel,
+        )
 
     async def stop(self) -> None:
         if self._pending:

@@ -191,24 +191,24 @@ class MatchingFeed:
                 exc_info=task.exception(),
             )
 
-    def _check_continuity(self, first: matching_pb2.MarketEvent) -> None:
-        """Ends the trade streams if events may have been missed before `first`."""
-        message = first.trade if first.HasField("trade") else first.quote
-        if message.sequence == self._sequence:
+    def _check_continuity(self, sequence: int) -> None:
+        """Ends the trade streams if events may have been missed before the first
+        event of a new connection, at `sequence`."""
+        if sequence == self._sequence:
             return
         streams = self._fanout.trade_subscribers
         if streams:
             _LOGGER.warning(
                 "matching feed %s gap: resumed at sequence %d after %d; ending %d trade streams",
                 self.address,
-                message.sequence,
+                sequence,
                 self._sequence,
                 streams,
             )
         self._fanout.close_trades(
             Unavailable(
                 "market data missed the matching engine's feed between sequence "
-                f"{self._sequence} and {message.sequence}, so trades may be missing; resubscribe"
+                f"{self._sequence} and {sequence}, so trades may be missing; resubscribe"
             )
         )
 
@@ -224,7 +224,8 @@ class MatchingFeed:
                 if not self._connected:
                     self._connected = True
                     _LOGGER.info("matching feed %s connected", self.address)
-                    self._check_continuity(event)
+                    first = event.trade if event.HasField("trade") else event.quote
+                    self._check_continuity(first.sequence)
                 apply(event)
             return "the engine ended the stream"
         except grpc.aio.AioRpcError as err:

@@ -21,7 +21,8 @@ from services.orders.downstream import GrpcMatching, GrpcRisk, MatchingEngines
 from services.orders.events import DEFAULT_QUEUE_SIZE, OrderEventHub
 from services.orders.grpc_adapter import OrderServiceServicer
 from services.orders.placement import DEFAULT_RECOVERY_GRACE_SECONDS, OrderDesk
-from services.orders.rehoming import SymbolRehoming
+from services.orders.ports import MatchingPort, RiskPort
+from services.orders.rehoming import EngineDirectory, SymbolRehoming
 from services.orders.risk_rehoming import RehomingRisk
 from services.orders.store import OrderStore
 from services.runtime.peers import open_mesh
@@ -143,36 +144,30 @@ async def trim_event_log(
 
 
 @asynccontextmanager
-async def build_services(settings: OrderSettings) -> AsyncIterator[list[ServiceBinding]]:
-    """One store connection, one mesh (risk and matching channels), one desk and
-    one event tailer per worker (opened here, after the fork: grpc.aio channels
-    cannot cross processes)."""
-    store = OrderStore(settings.db_path)
-    mesh = open_mesh(
-        settings, {"risk": settings.risk_address, "matching": settings.matching_address}
-    )
-    # Risk by account and matching by symbol: each key's state lives on one instance.
-    risk_channel = await mesh.channel(RISK)
-    matching_channel = await mesh.channel(MATCHING)
-    timeout = settings.downstream_timeout_seconds
+async def running_desk(
+    settings: OrderSettings,
+    store: OrderStore,
+    risk: RiskPort,
+    matching: MatchingPort,
+    engines: EngineDirectory,
+) -> AsyncIterator[OrderDesk]:
+    """The desk over the downstream ports of either transport (gRPC or REST),
+    with its background work: the event tailer, recovery and the risk outbox,
+    the event log trim, and the re-homing of symbols that change engine. On exit
+    it stops them, lets placements finish and stops the tailer."""
     catalog = InstrumentCatalog.default()
     desk = OrderDesk(
         store,
         # An account that moved to another risk instance gets its reservation there.
-        RehomingRisk(GrpcRisk(risk_channel, timeout_seconds=timeout), store),
-        GrpcMatching(matching_channel, timeout_seconds=timeout),
+        RehomingRisk(risk, store),
+        matching,
         catalog=catalog,
         events=OrderEventHub(store, settings.event_queue_size),
         recovery_grace_seconds=settings.recovery_grace_seconds,
     )
     desk.events.start()
     # A symbol that moved to another engine gets its resting orders there.
-    rehoming = SymbolRehoming(
-        desk,
-        store,
-        MatchingEngines(matching_channel.pool, timeout_seconds=timeout),
-        catalog.symbols,
-    )
+    rehoming = SymbolRehoming(desk, store, engines, catalog.symbols)
     rehoming.start()
     background = [
         asyncio.create_task(
@@ -185,14 +180,7 @@ async def build_services(settings: OrderSettings) -> AsyncIterator[list[ServiceB
         asyncio.create_task(trim_event_log(store, keep=settings.event_log_retention)),
     ]
     try:
-        yield [
-            ServiceBinding(
-                SERVICE_NAME,
-                OrderServiceServicer(desk),
-                orders_pb2_grpc.add_OrderServiceServicer_to_server,
-                registry_name=ORDERS.service,
-            )
-        ]
+        yield desk
     finally:
         for task in background:
             task.cancel()
@@ -202,5 +190,37 @@ async def build_services(settings: OrderSettings) -> AsyncIterator[list[ServiceB
         await rehoming.close()  # an interrupted move is resumed by another process
         await desk.drain()  # placements the drain cancelled still finish their saga
         await desk.events.stop()
+
+
+@asynccontextmanager
+async def build_services(settings: OrderSettings) -> AsyncIterator[list[ServiceBinding]]:
+    """One store connection, one mesh (risk and matching channels), one desk and
+    one event tailer per worker (opened here, after the fork: grpc.aio channels
+    cannot cross processes)."""
+    store = OrderStore(settings.db_path)
+    mesh = open_mesh(
+        settings, {"risk": settings.risk_address, "matching": settings.matching_address}
+    )
+    try:
+        # Risk by account and matching by symbol: each key's state lives on one instance.
+        risk_channel = await mesh.channel(RISK)
+        matching_channel = await mesh.channel(MATCHING)
+        timeout = settings.downstream_timeout_seconds
+        async with running_desk(
+            settings,
+            store,
+            GrpcRisk(risk_channel, timeout_seconds=timeout),
+            GrpcMatching(matching_channel, timeout_seconds=timeout),
+            MatchingEngines(matching_channel.pool, timeout_seconds=timeout),
+        ) as desk:
+            yield [
+                ServiceBinding(
+                    SERVICE_NAME,
+                    OrderServiceServicer(desk),
+                    orders_pb2_grpc.add_OrderServiceServicer_to_server,
+                    registry_name=ORDERS.service,
+                )
+            ]
+    finally:
         await mesh.close()
         store.close()

@@ -1,0 +1,244 @@
+"""The risk and matching ports over REST: JSON calls through the HTTP mesh.
+
+The REST twin of downstream.py, with the same peer names and the same errors: a
+problem document becomes the DomainError it names
+(services.runtime.rest.problems.error_from_problem: refusals keep their class,
+5xx and shedding become Unavailable), and no answer at all (unreachable, timed
+out) is Unavailable. Bodies mirror the proto messages (enums by value name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from clients.balancers.ring_hash import RingHashPicker
+from clients.http_pool import HttpMember, HttpPool, HttpUnreachable
+from services.errors import Unavailable
+from services.model import OrderSpec, OrderStatus
+from services.orders.downstream import MATCHING_PEER, RISK_PEER
+from services.orders.ports import Execution, Hold, Released, Trade
+from services.runtime.rest.problems import error_from_problem
+from trading.v1 import common_pb2
+
+# Enum value <-> proto value name, from the generated wrappers, once.
+SIDE_NAMES = {number: common_pb2.Side.Name(number) for number in common_pb2.Side.values()}
+TYPE_NAMES = {number: common_pb2.OrderType.Name(number) for number in common_pb2.OrderType.values()}
+TIF_NAMES = {
+    number: common_pb2.TimeInForce.Name(number) for number in common_pb2.TimeInForce.values()
+}
+STATUS_VALUES = {
+    common_pb2.OrderStatus.Name(number): number for number in common_pb2.OrderStatus.values()
+}
+
+
+def _segment(text: str) -> str:
+    """A path segment: ids are [A-Za-z0-9._-] when valid; anything else is
+    escaped so it reaches the callee to be refused, not misrouted."""
+    return text if text.isalnum() else quote(text, safe="")
+
+
+async def _call(
+    pool: HttpPool,
+    peer: str,
+    method: str,
+    path: str,
+    *,
+    key: str | None,
+    body: dict[str, Any] | None,
+    timeout_seconds: float,
+    member: HttpMember | None = None,
+) -> dict[str, Any]:
+    """The JSON answer of one call, or the DomainError it means."""
+    try:
+        status, payload = await pool.request(
+            method,
+            path,
+            key=key,
+            body=None if body is None else orjson.dumps(body),
+            timeout_seconds=timeout_seconds,
+            member=member,
+        )
+    except HttpUnreachable as exc:
+        raise Unavailable(f"{peer} unavailable: {exc.reason}") from None
+    if status != 200:
+        raise error_from_problem(status, payload, peer)
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise Unavailable(f"{peer} unavailable: its answer is not JSON") from None
+
+
+class HttpRisk:
+    """RiskPort on the RiskService's REST routes, routed by account."""
+
+    def __init__(self, pool: HttpPool, *, timeout_seconds: float) -> None:
+        self._pool = pool
+        self._timeout = timeout_seconds
+
+    async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
+        body = {
+            "reservation_id": reservation_id,
+            "account_id": account_id,
+            "symbol": spec.symbol,
+            "side": SIDE_NAMES[int(spec.side)],
+            "quantity": spec.quantity,
+            "price": spec.price,
+        }
+        reply = await _call(
+            self._pool,
+            RISK_PEER,
+            "POST",
+            "/v1/reservations",
+            key=account_id,
+            body=body,
+            timeout_seconds=self._timeout,
+        )
+        held = reply.get("reservation") or {}
+        return Hold(
+            held.get("reservation_id", reservation_id),
+            held.get("open_quantity", 0),
+            held.get("reserved_cash", 0),
+            bool(reply.get("replayed", False)),
+        )
+
+    async def release(self, reservation_id: str, account_id: str) -> Released:
+        reply = await _call(
+            self._pool,
+            RISK_PEER,
+            "POST",
+            f"/v1/reservations/{_segment(reservation_id)}:release",
+            key=account_id,
+            body={"account_id": account_id},
+            timeout_seconds=self._timeout,
+        )
+        return Released(reply.get("released_quantity", 0), reply.get("released_cash", 0))
+
+    async def apply_fill(
+        self, *, reservation_id: str, account_id: str, trade_id: str, price: int, quantity: int
+    ) -> bool:
+        reply = await _call(
+            self._pool,
+            RISK_PEER,
+            "POST",
+            f"/v1/reservations/{_segment(reservation_id)}/fills",
+            key=account_id,
+            body={
+                "account_id": account_id,
+                "trade_id": trade_id,
+                "price": price,
+                "quantity": quantity,
+            },
+            timeout_seconds=self._timeout,
+        )
+        return bool(reply.get("replayed", False))
+
+
+class HttpMatching:
+    """MatchingPort on the MatchingEngine's REST routes, routed by symbol, or
+    pinned to one engine (`instance_id`) for re-homing."""
+
+    def __init__(
+        self, pool: HttpPool, *, timeout_seconds: float, instance_id: str | None = None
+    ) -> None:
+        self._pool = pool
+        self._timeout = timeout_seconds
+        self._instance_id = instance_id
+
+    def _member(self) -> HttpMember | None:
+        if self._instance_id is None:
+            return None
+        member = self._pool.members.get(self._instance_id)
+        if member is None:
+            raise Unavailable(f"{MATCHING_PEER} {self._instance_id} is not registered any more")
+        return member
+
+    async def submit(self, *, order_id: str, account_id: str, spec: OrderSpec) -> Execution:
+        body = {
+            "order_id": order_id,
+            "account_id": account_id,
+            "symbol": spec.symbol,
+            "side": SIDE_NAMES[int(spec.side)],
+            "type": TYPE_NAMES[int(spec.type)],
+            "time_in_force": TIF_NAMES[int(spec.time_in_force)],
+            "quantity": spec.quantity,
+            "price": spec.price,
+        }
+        report = await _call(
+            self._pool,
+            MATCHING_PEER,
+            "POST",
+            f"/v1/books/{_segment(spec.symbol)}/orders",
+            key=spec.symbol,
+            body=body,
+            timeout_seconds=self._timeout,
+            member=self._member(),
+        )
+        return Execution(
+            report.get("order_id", order_id),
+            OrderStatus(STATUS_VALUES[report["status"]]),
+            report.get("filled_quantity", 0),
+            report.get("resting_quantity", 0),
+            tuple(_trade(t) for t in report.get("trades") or ()),
+            bool(report.get("replayed", False)),
+        )
+
+    async def cancel(self, *, symbol: str, order_id: str) -> int:
+        reply = await _call(
+            self._pool,
+            MATCHING_PEER,
+            "POST",
+            f"/v1/books/{_segment(symbol)}/orders/{_segment(order_id)}:cancel",
+            key=symbol,
+            body=None,
+            timeout_seconds=self._timeout,
+            member=self._member(),
+        )
+        return int(reply.get("canceled_quantity", 0))
+
+
+class HttpMatchingEngines:
+    """The matching engines one by one (rehoming.EngineDirectory) over the REST
+    pool: the ring's owner of a symbol, and calls pinned to one engine."""
+
+    def __init__(self, pool: HttpPool, *, timeout_seconds: float) -> None:
+        self._pool = pool
+        self._timeout = timeout_seconds
+        self._ports: dict[str, HttpMatching] = {}
+
+    def owner(self, symbol: str) -> str | None:
+        picker = self._pool.picker
+        return picker.owner(symbol) if isinstance(picker, RingHashPicker) else None
+
+    def usable(self) -> frozenset[str]:
+        return frozenset(member.endpoint.instance_id for member in self._pool.usable())
+
+    def engine(self, instance_id: str) -> HttpMatching:
+        # Pinned by instance id: calls go to whatever address it has now, and
+        # raise Unavailable once it is gone.
+        found = self._ports.get(instance_id)
+        if found is None:
+            found = self._ports[instance_id] = HttpMatching(
+                self._pool, timeout_seconds=self._timeout, instance_id=instance_id
+            )
+        return found
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        self._pool.on_change(lambda _pool: listener())
+
+
+def _trade(trade: dict[str, Any]) -> Trade:
+    return Trade(
+        trade.get("trade_id", ""),
+        trade.get("symbol", ""),
+        trade.get("price", 0),
+        trade.get("quantity", 0),
+        trade.get("maker_order_id", ""),
+        trade.get("taker_order_id", ""),
+        trade.get("maker_account_id", ""),
+        trade.get("taker_account_id", ""),
+        trade.get("timestamp_ns", 0),
+    )
