@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 
 import aiohttp
+from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from clients.balancers import POLICIES, EndpointStats, Picker
 from clients.endpoint_pool import WEIGHT_GRAIN, EndpointSource
@@ -376,6 +377,9 @@ class HttpMesh:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 raise_for_status=False,
+                # A client span per request and the W3C traceparent header, from the
+                # process's tracer provider (a no-op until one is set up).
+                trace_configs=[create_trace_config()],
             )
         return self._session
 

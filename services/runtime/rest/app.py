@@ -15,6 +15,9 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp
@@ -140,6 +143,16 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem("INTERNAL", f"internal error; reference {reference}")
 
 
+# Probes and scrapes would each make a root span.
+_UNTRACED_URLS = "/healthz,/metrics"
+
+
+def tracing_on() -> bool:
+    """True once the process set up tracing (configure_tracing): in-process
+    servers in tests, and processes run with OTEL_SDK_DISABLED=true, trace nothing."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def build_app(
     bindings: Sequence[Any],
     health: Health,
@@ -186,6 +199,12 @@ def build_app(
         async def prometheus() -> Response:
             return metrics.response()
 
+    if tracing_on():
+        # One server span per request, named by route template, child of the
+        # caller's traceparent: the same trace the gRPC variant makes.
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls=_UNTRACED_URLS, exclude_spans=["receive", "send"]
+        )
     asgi: ASGIApp = HandledErrors(app)
     if max_concurrent is not None:
         asgi = LoadShedding(asgi, max_concurrent)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -31,13 +32,14 @@ from fastapi import APIRouter
 from clients.tls import TlsError
 from discovery import Registration
 from services.runtime.authz_policy import AuthzPolicy, PolicyError
-from services.runtime.registry import registered
+from services.runtime.registry import instance_id, registered
 from services.runtime.rest.app import Health, __version__, build_app
 from services.runtime.rest.metrics import HttpMetrics
 from services.runtime.rest.protocol import IdentifyingHttpProtocol
 from services.runtime.rest.tls import ServerTls
 from services.runtime.settings import ServerSettings
 from services.runtime.telemetry.logs import configure_logging
+from services.runtime.telemetry.tracing import configure_tracing, shutdown_tracing
 from services.runtime.tls import tls_problem
 
 _LOGGER = logging.getLogger(__name__)
@@ -232,13 +234,22 @@ def run_rest_worker(settings: S, factory: RestFactory[S]) -> int:
     """Entry point of one serving process: one uvloop event loop."""
     import uvloop
 
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
+    service = settings.service_name
+    configure_logging(settings.log_level, settings.log_format, service)
+    # After any fork, as for gRPC: the same provider, sampler and exporters, so
+    # the two variants' traces compare (build_app adds the HTTP server spans).
+    instance = instance_id(settings, service, settings.port)
+    if settings.workers > 1:
+        instance = f"{instance}/{os.getpid()}"
+    configure_tracing(service, instance, settings.trace_file)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(serve_rest(settings, factory))
     except (OSError, TlsError, PolicyError) as exc:
         _LOGGER.error("%s", exc)
         return 1
+    finally:
+        shutdown_tracing()  # exports what is queued (forked workers skip atexit)
     return 0
 
 
