@@ -27,21 +27,22 @@ in-process servers (serving(), tests) install nothing unless a test opts in.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+import grpc
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import (
-    GrpcAioInstrumentorClient,
-    GrpcAioInstrumentorServer,
-)
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
+from services.runtime.telemetry.grpc_spans import ClientSpans, ServerSpans
 from services.runtime.telemetry.trace_files import JsonLinesSpanExporter
 
 _LOGGER = logging.getLogger(__name__)
@@ -107,13 +108,46 @@ def build_tracer_provider(
 def instrument_grpc(provider: TracerProvider | None = None, *, servers: bool = True) -> None:
     """Every grpc.aio channel (and server, with `servers`) made from now on opens
     a span per trading.v1 call and propagates the W3C trace context. Process-wide:
-    call it before the first server or channel exists."""
-    server = GrpcAioInstrumentorServer(filter_=is_traced)
-    if servers and not server.is_instrumented_by_opentelemetry:
-        server.instrument(tracer_provider=provider)
-    client = GrpcAioInstrumentorClient(filter_=is_traced)
-    if not client.is_instrumented_by_opentelemetry:
-        client.instrument(tracer_provider=provider)
+    call it before the first server or channel exists.
+
+    Unary calls get the lean interceptors of grpc_spans.py (the stock ones cost
+    ~60 µs per call and side even unsampled); streams keep the stock client ones."""
+    if servers and not getattr(grpc.aio.server, _PATCHED, False):
+        grpc.aio.server = _with_server_spans(grpc.aio.server, ServerSpans(provider))
+    if not getattr(grpc.aio.insecure_channel, _PATCHED, False):
+        client = [
+            ClientSpans(provider),
+            *aio_client_interceptors(tracer_provider=provider, filter_=is_traced)[1:],
+        ]
+        grpc.aio.insecure_channel = _with_client_spans(grpc.aio.insecure_channel, client)
+        grpc.aio.secure_channel = _with_client_spans(grpc.aio.secure_channel, client)
+
+
+_PATCHED = "_trademesh_traced"
+
+
+def _prepending(make: Any, first: list[Any]) -> Any:
+    """`make` (a grpc.aio server or channel constructor) with `first` put before
+    the interceptors it is given, however they are passed."""
+    signature = inspect.signature(make)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments["interceptors"] = [*first, *(bound.arguments.get("interceptors") or ())]
+        return make(*bound.args, **bound.kwargs)
+
+    setattr(wrapper, _PATCHED, True)
+    return functools.update_wrapper(wrapper, make)
+
+
+def _with_server_spans(make_server: Any, spans: ServerSpans) -> Any:
+    """grpc.aio.server with the span interceptor first: its span covers the others."""
+    return _prepending(make_server, [spans])
+
+
+def _with_client_spans(make_channel: Any, spans: list[Any]) -> Any:
+    """A channel constructor whose channels trace before their own interceptors."""
+    return _prepending(make_channel, spans)
 
 
 def configure_tracing(service: str, instance: str, trace_file: Path | None = None) -> None:
@@ -122,9 +156,8 @@ def configure_tracing(service: str, instance: str, trace_file: Path | None = Non
     if _provider is not None:
         return
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        # The standard off switch. The stock gRPC instrumentation costs ~130 us per
-        # hop even for unsampled calls (measured: tests/clients/test_channel_tracing.py
-        # notes), so a throughput run may turn tracing off entirely.
+        # The standard off switch, for a run that wants no tracing cost at all
+        # (unsampled unary calls cost a few µs per hop: bench/profiles/place_order.md).
         _LOGGER.info("tracing: off (OTEL_SDK_DISABLED=true)")
         return
     _provider = build_tracer_provider(service, instance, trace_file)
