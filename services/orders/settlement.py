@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 
 from services.errors import DomainError
+from services.model import OrderStatus
 from services.orders.failures import RETRYABLE
 from services.orders.lifecycle import Fill
 from services.orders.ports import RiskPort
@@ -78,7 +79,15 @@ class RiskSettlement:
 
     async def _release(self, order_ids: Iterable[str] | None) -> None:
         released: list[tuple[str, Outbox]] = []
-        for order in self._store.releases_due(order_ids):
+        due = self._store.releases_due(order_ids)
+        # A FILLED order whose every fill was applied holds nothing at RiskService:
+        # each ApplyFill took its quantity (and the cash at the reserved price) off
+        # the reservation, so a Release would answer 0 and 0. Skip the call.
+        empty = self._store.fully_applied(o.order_id for o in due if o.status is OrderStatus.FILLED)
+        for order in due:
+            if order.order_id in empty:
+                released.append((order.order_id, Outbox.DONE))
+                continue
             try:
                 await self._risk.release(order.order_id, order.account_id)
             except RETRYABLE as err:

@@ -437,6 +437,20 @@ class OrderStore:
         ).fetchall()
         return [_order_from_row(row) for row in rows]
 
+    def fully_applied(self, order_ids: Iterable[str]) -> set[str]:
+        """Those of `order_ids` whose every fill RiskService confirmed (none due, none
+        refused)."""
+        ids = list(order_ids)
+        if not ids:
+            return set()
+        rows = self._db.execute(
+            f"SELECT order_id FROM orders o WHERE order_id IN ({', '.join('?' * len(ids))}) "
+            "AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.order_id = o.order_id "
+            "AND f.risk_state != 1)",
+            ids,
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def mark_release(self, order_id: str, state: Outbox) -> None:
         self._db.execute(
             "UPDATE orders SET release_state = ? WHERE order_id = ?", (int(state), order_id)

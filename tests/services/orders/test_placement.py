@@ -643,3 +643,17 @@ async def test_a_batch_above_the_limit_places_nothing(desk: OrderDesk, risk: InP
     assert all(isinstance(o, InvalidArgument) for o in outcomes)
     assert "at most 1000 orders, got 1001" in outcomes[0].message
     assert risk.faults.calls == [] and desk.list_orders("alice").orders == ()
+
+
+async def test_a_filled_order_holds_nothing_and_sends_no_release(
+    desk: OrderDesk, risk: InProcessRisk, risk_book: RiskBook
+) -> None:
+    await desk.place(order("bob", "s-1", side=SELL, quantity=10))
+    before = risk.faults.calls.count("release")
+    taker = await desk.place(order("alice", "b-1", quantity=4, price=10_100))
+
+    assert taker.order.status is FILLED
+    assert risk.faults.calls.count("release") == before, "ApplyFill emptied the reservation"
+    assert reserved(risk_book, "alice") == (0, 0, 0), "the price improvement went back too"
+    assert desk._store.releases_due() == [], "the release is recorded as done"
+    await settle_loop_is_idle(desk)
