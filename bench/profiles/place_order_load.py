@@ -1,0 +1,232 @@
+"""A bounded PlaceOrder load on a local mesh, with py-spy profiles of the services.
+
+    .venv/bin/python -m bench.profiles.place_order_load --tls --label before-mtls
+
+Starts one process per service (no etcd: static peers, free loopback ports),
+places a fixed number of orders from many accounts at crossing prices (so about
+half of them trade) with a closed loop of `--concurrency` calls in flight, and
+while the measured part runs records each service with `py-spy record` (speedscope
+JSON under var/profiles/<label>/) and reads each process's CPU time from /proc.
+Prints one JSON summary: orders/s, latency percentiles, errors by code, CPU
+µs/order per process, and the profile breakdown of bench/profiles/breakdown.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.measurement import summarize_latencies
+from bench.profiles.breakdown import breakdown
+from clients.tls import server_name
+from services.launcher import SERVICE_ORDER, LocalMesh
+from trading.v1 import common_pb2, orders_pb2, orders_pb2_grpc
+
+PROFILED = ("orders", "risk", "matching")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+@dataclass
+class OrderFlow:
+    """Orders from `accounts` accounts around one price: buys and sells whose
+    limits overlap, so most of them cross something resting."""
+
+    accounts: int = 500
+    symbol: str = "AAPL"
+    mid: int = 10_000
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self._next = 0
+
+    def next(self, run: str) -> orders_pb2.PlaceOrderRequest:
+        n, self._next = self._next, self._next + 1
+        rnd = self._random
+        side = common_pb2.SIDE_BUY if n % 2 else common_pb2.SIDE_SELL
+        return orders_pb2.PlaceOrderRequest(
+            account_id=f"acct-{rnd.randrange(self.accounts)}",
+            client_order_id=f"{run}-{n}",
+            symbol=self.symbol,
+            side=side,
+            type=common_pb2.ORDER_TYPE_LIMIT,
+            quantity=rnd.randint(1, 10),
+            price=self.mid + rnd.randint(-5, 5),
+        )
+
+
+def client_channel(mesh: LocalMesh) -> grpc.aio.Channel:
+    address = mesh.addresses()["orders"]
+    if not mesh.tls:
+        return grpc.aio.insecure_channel(address)
+    ca, cert, key = mesh.client_files().load()
+    credentials = grpc.ssl_channel_credentials(ca, key, cert)
+    options = [("grpc.ssl_target_name_override", server_name("orders"))]
+    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
+async def closed_loop(
+    stub: orders_pb2_grpc.OrderServiceStub,
+    flow: OrderFlow,
+    run: str,
+    *,
+    orders: int,
+    concurrency: int,
+    deadline_s: float,
+) -> tuple[list[float], Counter[str], float]:
+    """`orders` calls (fewer if `deadline_s` passes first), `concurrency` at a time.
+    Returns latencies (ms), outcomes by code and the elapsed seconds."""
+    latencies: list[float] = []
+    codes: Counter[str] = Counter()
+    remaining = orders
+    stop_at = time.monotonic() + deadline_s
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0 and time.monotonic() < stop_at:
+            remaining -= 1
+            request = flow.next(run)
+            started = time.perf_counter()
+            try:
+                await stub.PlaceOrder(request, timeout=5)
+            except grpc.aio.AioRpcError as err:
+                codes[err.code().name] += 1
+            else:
+                codes["OK"] += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, codes, time.perf_counter() - started
+
+
+def start_profilers(
+    mesh: LocalMesh, out_dir: Path, seconds: float, rate: int, *, native: bool
+) -> list[subprocess.Popen[bytes]]:
+    py_spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or "py-spy"
+    procs = []
+    for name in PROFILED:
+        pid = mesh.processes[f"{name}-0"].pid
+        command = [
+            py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+            "--rate", str(rate), "--format", "speedscope",
+            "--output", str(out_dir / f"{name}.speedscope.json"),
+        ]  # fmt: skip
+        # --native: C frames too (grpc's Cython core, sqlite), which needs the
+        # process paused for each sample; otherwise sample without pausing it.
+        command.append("--native" if native else "--nonblocking")
+        with open(out_dir / f"{name}.py-spy.log", "wb") as log:
+            procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+async def measure(args: argparse.Namespace, mesh: LocalMesh, out_dir: Path) -> dict[str, Any]:
+    flow = OrderFlow(accounts=args.accounts)
+    async with client_channel(mesh) as channel:
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+        # Warm-up: connections, first-call caches, a book with depth on both sides.
+        await closed_loop(
+            stub, flow, "warm", orders=args.warmup, concurrency=args.concurrency, deadline_s=30
+        )
+        pids = {name: mesh.processes[f"{name}-0"].pid for name in SERVICE_ORDER}
+        profilers = (
+            start_profilers(mesh, out_dir, args.seconds + 60, args.rate, native=args.native)
+            if args.profile
+            else []
+        )
+        if profilers:
+            await asyncio.sleep(1.0)  # py-spy attaches before the window opens
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        latencies, codes, elapsed = await closed_loop(
+            stub,
+            flow,
+            "run",
+            orders=args.orders,
+            concurrency=args.concurrency,
+            deadline_s=args.seconds,
+        )
+        cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    for proc in profilers:  # SIGINT: py-spy stops sampling and writes its file
+        proc.send_signal(signal.SIGINT)
+    for proc in profilers:
+        proc.wait(timeout=30)
+    done = len(latencies)
+    summary, _curve = summarize_latencies(latencies)
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    result: dict[str, Any] = {
+        "label": args.label,
+        "tls": mesh.tls,
+        "env": dict(mesh.env),
+        "concurrency": args.concurrency,
+        "orders": done,
+        "seconds": round(elapsed, 3),
+        "orders_per_s": round(done / elapsed, 1),
+        "latency_ms": {k: round(v, 3) for k, v in summary.items()},
+        "codes": dict(codes),
+        "cpu_us_per_order": {name: round(s / done * 1e6, 1) for name, s in cpu.items()},
+    }
+    if profilers:
+        result["profiles"] = {
+            name: breakdown(out_dir / f"{name}.speedscope.json", top=args.top) for name in PROFILED
+        }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--label", default="run", help="names var/profiles/<label>/")
+    parser.add_argument("--tls", action="store_true", help="mTLS between every hop")
+    parser.add_argument("--orders", type=int, default=4_000, help="orders in the window")
+    parser.add_argument("--seconds", type=float, default=20.0, help="the window's time bound")
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--accounts", type=int, default=500)
+    parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument("--native", action="store_true", help="py-spy --native")
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=25, help="functions listed per process")
+    parser.add_argument(
+        "--env", action="append", default=[], help="KEY=VALUE for every service process"
+    )
+    args = parser.parse_args()
+    out_dir = Path("var/profiles") / args.label
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    env = dict(item.split("=", 1) for item in args.env)
+    mesh = LocalMesh.on_free_ports(
+        out_dir / "mesh",
+        etcd=False,
+        instances=dict.fromkeys(SERVICE_ORDER, 1),
+        tls=args.tls,
+        env=env,
+    )
+    with mesh.running():
+        result = asyncio.run(measure(args, mesh, out_dir))
+    (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
