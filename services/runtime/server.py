@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -25,22 +23,25 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from clients.tls import TlsError
 from discovery import Registration
-from services.runtime.authz_policy import AuthzPolicy, PolicyError
+from services.runtime.authz_policy import AuthzPolicy
 from services.runtime.interceptors.authz import AuthzInterceptor
 from services.runtime.interceptors.call_log import FailedCallLogInterceptor
 from services.runtime.interceptors.deadline import DeadlineInterceptor
 from services.runtime.interceptors.domain_errors import DomainErrorInterceptor
 from services.runtime.interceptors.metrics import MetricsInterceptor
+from services.runtime.lifecycle import (
+    run_processes,
+    run_worker_process,
+    serve_until_signalled,
+    serving_in_loop,
+)
 from services.runtime.reflection import enable_reflection
-from services.runtime.registry import instance_id, registered
+from services.runtime.registry import registered
 from services.runtime.settings import ServerSettings
 from services.runtime.telemetry.channelz import enable_channelz
-from services.runtime.telemetry.logs import configure_logging
 from services.runtime.telemetry.metrics import ServerMetrics, metrics_port
-from services.runtime.telemetry.tracing import configure_tracing, shutdown_tracing
-from services.runtime.tls import server_credentials, tls_problem
+from services.runtime.tls import server_credentials
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -191,28 +192,10 @@ async def serving_server(
     settings: S | ServerSettings | None = None,
 ) -> AsyncIterator[MeshServer]:
     """Runs a server in this event loop for the duration of the block. The full
-    runtime is on; tests use this to call (and drain) real servers.
-
-    In-process tests serve plaintext unless the settings choose TLS by naming a
-    `tls_dir` (as every test did before mTLS); processes started with run()
-    serve mTLS unless told --plaintext. Likewise /metrics is served only when
-    the settings name a `metrics_port`."""
-    settings = settings or ServerSettings(port=0, plaintext=True)
-    if "tls_dir" not in settings.model_fields_set and not settings.plaintext:
-        settings = settings.model_copy(update={"plaintext": True})
-    if "metrics_port" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"metrics_port": -1})
-    async with contextlib.AsyncExitStack() as stack:
-        if callable(services):
-            bindings = await stack.enter_async_context(services(settings))  # type: ignore[arg-type]
-        else:
-            bindings = services
-        server = MeshServer(settings, bindings)
-        await server.start()
-        try:
-            yield server
-        finally:
-            await server.drain(grace_seconds=0.5)
+    runtime is on; tests use this to call (and drain) real servers (plaintext
+    unless the settings name a `tls_dir`: lifecycle.in_process_settings)."""
+    async with serving_in_loop(MeshServer, services, settings) as server:
+        yield server  # type: ignore[misc]
 
 
 @asynccontextmanager
@@ -227,52 +210,14 @@ async def serving(
 
 async def serve(settings: S, factory: ServiceFactory[S]) -> None:
     """Serves until SIGTERM or SIGINT, then drains gracefully."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with factory(settings) as bindings:
-        server = MeshServer(settings, bindings)
-        await server.start()
-        await stop.wait()
-        await server.drain()
+    await serve_until_signalled(MeshServer, settings, factory)
 
 
 def run_worker(settings: S, factory: ServiceFactory[S]) -> int:
     """Entry point of one serving process: one event loop, grpc.aio throughout."""
-    service = settings.service_name
-    configure_logging(settings.log_level, settings.log_format, service)
-    # After any fork and before any server or channel exists: instrumentation
-    # patches grpc.aio.server and the channel constructors.
-    instance = instance_id(settings, service, settings.port)
-    if settings.workers > 1:
-        instance = f"{instance}/{os.getpid()}"
-    configure_tracing(service, instance, settings.trace_file)
-    try:
-        asyncio.run(serve(settings, factory))
-    except (OSError, TlsError, PolicyError) as exc:
-        _LOGGER.error("%s", exc)
-        return 1
-    finally:
-        shutdown_tracing()  # exports what is queued (forked workers skip atexit)
-    return 0
+    return run_worker_process(settings, lambda s: serve(s, factory))
 
 
 def run(settings: S, factory: ServiceFactory[S]) -> int:
     """Serves with `settings.workers` processes; returns the exit code."""
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
-    # Before forking: a missing certificate or policy is one line, not one per worker.
-    problem = tls_problem(settings)
-    if problem is None and not settings.plaintext:
-        try:
-            AuthzPolicy.load(settings.authz_policy)
-        except PolicyError as exc:
-            problem = str(exc)
-    if problem is not None:
-        _LOGGER.error("%s", problem)
-        return 2
-    if settings.workers == 1:
-        return run_worker(settings, factory)
-    from services.runtime.workers import run_workers
-
-    return run_workers(settings, lambda s: run_worker(s, factory))
+    return run_processes(settings, lambda s: run_worker(s, factory))

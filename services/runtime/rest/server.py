@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
-import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -29,18 +27,20 @@ from typing import TypeVar
 import uvicorn
 from fastapi import APIRouter
 
-from clients.tls import TlsError
 from discovery import Registration
-from services.runtime.authz_policy import AuthzPolicy, PolicyError
-from services.runtime.registry import instance_id, registered
+from services.runtime.authz_policy import AuthzPolicy
+from services.runtime.lifecycle import (
+    run_processes,
+    run_worker_process,
+    serve_until_signalled,
+    serving_in_loop,
+)
+from services.runtime.registry import registered
 from services.runtime.rest.app import Health, __version__, build_app
 from services.runtime.rest.metrics import HttpMetrics
 from services.runtime.rest.protocol import IdentifyingHttpProtocol
 from services.runtime.rest.tls import ServerTls
 from services.runtime.settings import ServerSettings
-from services.runtime.telemetry.logs import configure_logging
-from services.runtime.telemetry.tracing import configure_tracing, shutdown_tracing
-from services.runtime.tls import tls_problem
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -185,26 +185,11 @@ async def serving_rest_server(
     services: RestFactory[S] | Sequence[RestBinding],
     settings: S | ServerSettings | None = None,
 ) -> AsyncIterator[RestServer]:
-    """Runs a REST server in this event loop for the duration of the block.
-
-    Like serving_server(): plaintext unless the settings name a `tls_dir`, and
+    """Runs a REST server in this event loop for the duration of the block; like
+    serving_server(), plaintext unless the settings name a `tls_dir`, and
     /metrics only when they name a `metrics_port`."""
-    settings = settings or ServerSettings(port=0, plaintext=True)
-    if "tls_dir" not in settings.model_fields_set and not settings.plaintext:
-        settings = settings.model_copy(update={"plaintext": True})
-    if "metrics_port" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"metrics_port": -1})
-    async with contextlib.AsyncExitStack() as stack:
-        if callable(services):
-            bindings = await stack.enter_async_context(services(settings))  # type: ignore[arg-type]
-        else:
-            bindings = services
-        server = RestServer(settings, bindings)
-        await server.start()
-        try:
-            yield server
-        finally:
-            await server.drain(grace_seconds=0.5)
+    async with serving_in_loop(RestServer, services, settings) as server:
+        yield server  # type: ignore[misc]
 
 
 @asynccontextmanager
@@ -219,55 +204,19 @@ async def serving_rest(
 
 async def serve_rest(settings: S, factory: RestFactory[S]) -> None:
     """Serves until SIGTERM or SIGINT, then drains gracefully."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with factory(settings) as bindings:
-        server = RestServer(settings, bindings)
-        await server.start()
-        await stop.wait()
-        await server.drain()
+    await serve_until_signalled(RestServer, settings, factory)
 
 
 def run_rest_worker(settings: S, factory: RestFactory[S]) -> int:
-    """Entry point of one serving process: one uvloop event loop."""
+    """Entry point of one serving process: one uvloop event loop (tracing as for
+    gRPC, so the two variants' traces compare; build_app adds the HTTP spans)."""
     import uvloop
 
-    service = settings.service_name
-    configure_logging(settings.log_level, settings.log_format, service)
-    # After any fork, as for gRPC: the same provider, sampler and exporters, so
-    # the two variants' traces compare (build_app adds the HTTP server spans).
-    instance = instance_id(settings, service, settings.port)
-    if settings.workers > 1:
-        instance = f"{instance}/{os.getpid()}"
-    configure_tracing(service, instance, settings.trace_file)
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve_rest(settings, factory))
-    except (OSError, TlsError, PolicyError) as exc:
-        _LOGGER.error("%s", exc)
-        return 1
-    finally:
-        shutdown_tracing()  # exports what is queued (forked workers skip atexit)
-    return 0
+    return run_worker_process(
+        settings, lambda s: serve_rest(s, factory), loop_factory=uvloop.new_event_loop
+    )
 
 
 def run_rest(settings: S, factory: RestFactory[S]) -> int:
     """Serves with `settings.workers` processes; returns the exit code."""
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
-    # Before forking: a missing certificate or policy is one line, not one per worker.
-    problem = tls_problem(settings)
-    if problem is None and not settings.plaintext:
-        try:
-            AuthzPolicy.load(settings.authz_policy)
-        except PolicyError as exc:
-            problem = str(exc)
-    if problem is not None:
-        _LOGGER.error("%s", problem)
-        return 2
-    if settings.workers == 1:
-        return run_rest_worker(settings, factory)
-    from services.runtime.workers import run_workers
-
-    return run_workers(settings, lambda s: run_rest_worker(s, factory))
+    return run_processes(settings, lambda s: run_rest_worker(s, factory))
