@@ -21,14 +21,10 @@ from services.errors import FieldViolation, InvalidArgument
 from services.matching.book import LevelView
 from services.matching.engine import BookSnapshot, ExecutionReport, MatchingEngine
 from services.matching.feed import MarketEvent, Quote, Trade
-from services.runtime.rest.enums import enum_names
+from services.runtime.rest.enums import OrderTypeName, SideName, TimeInForceName
 from services.runtime.rest.responses import JsonResponse
 from services.runtime.rest.sse import EventStreamResponse, frame, frames
 from trading.v1 import common_pb2
-
-SideName = enum_names(common_pb2.Side)
-OrderTypeName = enum_names(common_pb2.OrderType)
-TimeInForceName = enum_names(common_pb2.TimeInForce)
 
 _side_name = common_pb2.Side.Name
 _status_name = common_pb2.OrderStatus.Name

@@ -28,7 +28,7 @@ from services.errors import DomainError
 from services.orders.events import OrderEvent
 from services.orders.lifecycle import Fill, Order
 from services.orders.placement import MAX_BATCH_ORDERS, OrderDesk, OrderRequest, Placement
-from services.runtime.rest.enums import enum_names
+from services.runtime.rest.enums import OrderTypeName, SideName, TimeInForceName
 from services.runtime.rest.problems import error_body
 from services.runtime.rest.responses import JsonResponse
 from services.runtime.rest.sse import EventStreamResponse, frame, frames
@@ -41,9 +41,6 @@ STATUS_NAMES = {n: common_pb2.OrderStatus.Name(n) for n in common_pb2.OrderStatu
 STATUS_VALUES = {name: n for n, name in STATUS_NAMES.items()}
 EVENT_NAMES = {n: orders_pb2.OrderEventType.Name(n) for n in orders_pb2.OrderEventType.values()}
 
-SideName = enum_names(common_pb2.Side)
-OrderTypeName = enum_names(common_pb2.OrderType)
-TimeInForceName = enum_names(common_pb2.TimeInForce)
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 

@@ -18,11 +18,9 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict
 
 from services.risk.accounts import Account, Reservation, RiskBook
-from services.runtime.rest.enums import enum_names
+from services.runtime.rest.enums import SideName
 from services.runtime.rest.responses import JsonResponse
 from trading.v1 import common_pb2
-
-SideName = enum_names(common_pb2.Side)
 
 _side_value = common_pb2.Side.Value
 _side_name = common_pb2.Side.Name

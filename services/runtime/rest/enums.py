@@ -10,7 +10,15 @@ from typing import Any, Literal
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from trading.v1 import common_pb2
+
 
 def enum_names(enum: EnumTypeWrapper) -> Any:
     """The Literal type of `enum`'s value names, for a request model field."""
     return Literal[tuple(enum.keys())]  # type: ignore[valid-type]
+
+
+# The trading.v1 enums that request bodies carry.
+SideName = enum_names(common_pb2.Side)
+OrderTypeName = enum_names(common_pb2.OrderType)
+TimeInForceName = enum_names(common_pb2.TimeInForce)
