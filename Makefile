@@ -7,12 +7,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install protos protos-check certs run observe test lint format clean
+.PHONY: help install protos protos-check certs run observe test lint format clean \
+        bench bench-quick bench-tools
 
 help:
 	@echo "make run           install, start every service, run a demo, keep serving until Ctrl-C"
 	@echo "make test          install, check generated code and lint, run the tests"
 	@echo "make observe       start the mesh with tracing, trace one order, print its trace, stop"
+	@echo "make bench         gRPC vs REST benchmark, a few minutes (BENCH_FLAGS=--help for options)"
+	@echo "make bench-quick   the benchmark's smoke test (< 1 min)"
 	@echo "make protos        regenerate Python code from protos/ (grpcio-tools)"
 	@echo "make certs         local CA + one mTLS certificate per identity in certs/ (kept if current)"
 	@echo "make lint | clean  ruff; remove the venv, state and caches"
@@ -44,8 +47,30 @@ run: $(STAMP) certs
 observe: $(STAMP) certs
 	$(PY) -m services.observe $(OBSERVE_FLAGS)
 
-test: $(STAMP) protos-check lint
+test: $(STAMP) protos-check lint bench-tools
 	$(PY) -m pytest
+
+# Load generators for the benchmark (Debian packages): installed when missing if
+# we are root with apt-get, otherwise named; the benchmark itself refuses to run
+# without them (and its smoke test in `make test` fails saying so).
+BENCH_PACKAGES := h2load:nghttp2-client wrk:wrk
+bench-tools:
+	@missing=""; for pair in $(BENCH_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing load generators:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+	  echo "missing load generators:$$missing (as root: apt-get install$$missing)"; \
+	fi
+
+# Results in bench/results/<time>/ (report.md, results.json, PNGs); see bench/README.md.
+bench: $(STAMP) bench-tools
+	$(PY) -m bench $(BENCH_FLAGS)
+
+bench-quick: $(STAMP) bench-tools
+	$(PY) -m bench --quick $(BENCH_FLAGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""The benchmark's scenarios, each measured against both transports (plan.py)."""
