@@ -3,6 +3,7 @@
     python -m bench                          # default: a few minutes
     python -m bench --quick                  # smoke test: every driver and scenario, < 60 s
     python -m bench --scenarios floor,get_quote --duration 10 --concurrency 1,8,32
+    python -m bench --scenarios costs --costs-rounds 9   # mTLS and telemetry costs only
 
 Writes results.json (machine, versions, settings, every figure), report.md and
 PNG plots to --out (default bench/results/<timestamp>), printing one line per
@@ -25,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import machine, report
-from bench.deploy import Floor, MeshDeployment
 from bench.drivers import ghz
 from bench.drivers.tools import ToolMissing, require
 from bench.measurement import Measurement
 from bench.runner import Runner, RunSettings, now_stamp
 from bench.scenarios.plan import SCENARIOS, Stage, build
+
+# bench/layers.py takes ~55 s (six 5 s variants and the interceptor timings): opt-in.
 
 DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "layers")
 
@@ -66,6 +68,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, help="fan-out subscribers (default 100)")
     parser.add_argument("--trade-rate", type=float, help="fan-out trades/s (default 100)")
     parser.add_argument("--batch", type=int, help="orders per order_entry batch (default 100)")
+    parser.add_argument(
+        "--costs-rounds", type=int, help="on/off rounds of the mTLS and telemetry costs (default 5)"
+    )
     return parser.parse_args(argv)
 
 
@@ -84,6 +89,9 @@ def settings_from(args: argparse.Namespace, out: Path) -> RunSettings:
         fanout_trades_per_s=args.trade_rate or (20.0 if quick else 100.0),
         batch_size=args.batch or (20 if quick else 100),
         batch_concurrency=2 if quick else 4,
+        open_warmup_s=1.0 if quick else 2.0,
+        costs_rounds=args.costs_rounds or (1 if quick else 5),
+        costs_duration_s=0.5 if quick else 2.0,
     )
 
 
@@ -112,7 +120,7 @@ def run_layers(quick: bool, progress: Any) -> list[Measurement]:
 
 
 def run_stage(stage: Stage, runner: Runner) -> None:
-    deployment: Floor | MeshDeployment = stage.make()
+    deployment = stage.make()
     runner.progress(f"starting {stage.name} ...")
     deployment.start()
     try:
@@ -174,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fanout_trades_per_s": settings.fanout_trades_per_s,
             "batch_size": settings.batch_size,
             "batch_concurrency": settings.batch_concurrency,
+            "open_warmup_s": settings.open_warmup_s,
+            "costs_rounds": settings.costs_rounds,
+            "costs_duration_s": settings.costs_duration_s,
             "scenarios": scenarios,
         },
         "failures": failures,

@@ -15,6 +15,10 @@ from typing import Any, Literal
 Transport = Literal["grpc", "rest"]
 Load = Literal["closed", "open"]
 
+# A load generator above this share of one core is the bottleneck, not the server:
+# its figure is flagged "generator-bound" (in its notes and in the report).
+GENERATOR_BOUND_SHARE = 0.85
+
 # The percentiles every figure reports, and those the percentile curves plot.
 REPORTED_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 CURVE_PERCENTILES = (0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 100.0)
@@ -42,15 +46,25 @@ class Measurement:
     server_cpu_s: dict[str, float] = field(default_factory=dict)  # process name -> CPU s
     server_counted: int | None = None  # calls the server saw succeed, where it can tell
     notes: str = ""
+    round: int | None = None  # costs: the on/off round this figure belongs to (0-based)
 
     @property
     def items_per_s(self) -> float:
         return self.throughput_rps * self.items_per_request
 
+    @property
+    def generator_share(self) -> float | None:
+        """The load generator's CPU as a share of one core over the window."""
+        return generator_share(self.generator_cpu_s, self.duration_s)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["items_per_s"] = self.items_per_s
         return data
+
+
+def generator_share(cpu_s: float | None, duration_s: float) -> float | None:
+    return cpu_s / duration_s if cpu_s is not None and duration_s > 0 else None
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
+
+from bench.measurement import GENERATOR_BOUND_SHARE, generator_share
 
 SCENARIO_ORDER = (
     "floor", "get_quote", "place_order", "order_entry", "fanout", "fanout_feeder", "layers",
@@ -23,8 +27,18 @@ SCENARIO_TITLES = {
     "fanout": "Market-data fan-out: delivery lag to N subscribers",
     "fanout_feeder": "Fan-out feeder: the PlaceOrder load behind the fan-out",
     "layers": "Mesh layers (bench/layers.py)",
+    "costs": "mTLS and telemetry costs: PlaceOrder, repeated on/off rounds",
 }
 Figure = dict[str, Any]
+
+# Marks on a figure, or on a ratio computed from it: such a number is not clean.
+ERRORS, GENERATOR_BOUND = "†", "‡"
+FOOTNOTES = (
+    f"{ERRORS} from a figure with errors (failed calls, or open-loop slots dropped at the "
+    "in-flight cap): it measures a partly failing run, not the transport.",
+    f"{GENERATOR_BOUND} from a generator-bound figure (load generator above "
+    f"{GENERATOR_BOUND_SHARE:.0%} of a core): it measures the client as much as the server.",
+)
 
 
 def _family(driver: str) -> str:
@@ -60,7 +74,9 @@ def _generator(m: Figure) -> str:
     cpu = m.get("generator_cpu_s")
     if cpu is None or not m["duration_s"]:
         return "-"
-    return f"{cpu:.1f} s ({cpu / m['duration_s']:.0%})"
+    share = cpu / m["duration_s"]
+    bound = GENERATOR_BOUND if share > GENERATOR_BOUND_SHARE else ""
+    return _marked(f"{cpu:.1f} s ({share:.0%})", bound)
 
 
 def _ms(value: float | None) -> str:
@@ -83,6 +99,24 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x"
 
 
+def marks(*figures: Figure | None) -> str:
+    """The marks `figures` earn together: errors, generator-bound."""
+    found = set()
+    for m in figures:
+        if m is None:
+            continue
+        if m["errors"]:
+            found.add(ERRORS)
+        share = generator_share(m.get("generator_cpu_s"), m["duration_s"])
+        if share is not None and share > GENERATOR_BOUND_SHARE:
+            found.add(GENERATOR_BOUND)
+    return "".join(mark for mark in (ERRORS, GENERATOR_BOUND) if mark in found)
+
+
+def _marked(text: str, mark: str) -> str:
+    return f"{text} {mark}" if mark and text != "-" else text
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -102,7 +136,8 @@ def scenario_table(figures: list[Figure]) -> list[str]:
             (
                 m["transport"], m["variant"], m["driver"], _load(m), _num(m["throughput_rps"]),
                 items, _ms(lat.get("p50")), _ms(lat.get("p90")), _ms(lat.get("p99")),
-                _ms(lat.get("p99.9")), str(m["errors"]), _num(_server_us(m)), _generator(m),
+                _ms(lat.get("p99.9")), _marked(str(m["errors"]), ERRORS if m["errors"] else ""),
+                _num(_server_us(m)), _generator(m),
                 m.get("notes", ""),
             )
         )  # fmt: skip
@@ -110,9 +145,8 @@ def scenario_table(figures: list[Figure]) -> list[str]:
 
 
 def _pair_key(m: Figure) -> tuple[Any, ...]:
-    load: Any = m["concurrency"]
-    if m["load"] == "open":
-        load = m.get("notes", "").split(";")[0]  # "50% of closed-loop max"
+    # Open loops pair at the same offered rate; closed loops at the same concurrency.
+    load: Any = m["target_rate"] or m["concurrency"]  # fan-out: subscribers
     # order_entry: batches pair with batches, one order per message with single POSTs.
     return (
         m["scenario"],
@@ -124,93 +158,226 @@ def _pair_key(m: Figure) -> tuple[Any, ...]:
     )
 
 
-def transport_ratios(figures: list[Figure]) -> list[str]:
-    by_key: dict[tuple[Any, ...], dict[str, Figure]] = defaultdict(dict)
-    for m in figures:
-        if m["scenario"] in ("layers", "fanout_feeder"):
-            continue
-        by_key[_pair_key(m)][m["transport"]] = m
-    rows = []
-    for key, pair in by_key.items():
-        if "grpc" not in pair or "rest" not in pair:
-            continue
-        g, r = pair["grpc"], pair["rest"]
-        rows.append(
-            (
-                g["scenario"], key[1], f"{g['driver']} / {r['driver']}", _load(g),
-                _num(g["items_per_s"]), _num(r["items_per_s"]),
-                _ratio(g["items_per_s"], r["items_per_s"]),
-                _ms(g["latency_ms"].get("p99")), _ms(r["latency_ms"].get("p99")),
-                _ratio(g["latency_ms"].get("p99"), r["latency_ms"].get("p99")),
-                _ratio(_server_us(g), _server_us(r)),
-            )
-        )  # fmt: skip
-    header = (
-        "scenario", "setup", "drivers", "load (gRPC side)", "gRPC items/s", "REST items/s",
-        "gRPC/REST throughput", "gRPC p99 ms", "REST p99 ms", "gRPC/REST p99",
-        "gRPC/REST server CPU per call",
-    )  # fmt: skip
-    return _table(header, rows)
-
-
-def floor_ratios(figures: list[Figure]) -> list[str]:
-    floors = {
+def _floors(figures: list[Figure]) -> dict[tuple[Any, ...], Figure]:
+    return {
         (m["transport"], _family(m["driver"]), m["concurrency"]): m
         for m in figures
         if m["scenario"] == "floor"
     }
-    rows = []
+
+
+def _of_floor(m: Figure, floors: dict[tuple[Any, ...], Figure]) -> str:
+    """A closed-loop figure's throughput as a share of its transport's floor."""
+    if m["scenario"] == "floor" or m["load"] != "closed":
+        return "-"
+    floor = floors.get((m["transport"], _family(m["driver"]), m["concurrency"]))
+    if floor is None or not floor["throughput_rps"]:
+        return "-"
+    return _marked(f"{m['throughput_rps'] / floor['throughput_rps']:.0%}", marks(m, floor))
+
+
+def pairs(figures: list[Figure]) -> list[tuple[Figure, Figure]]:
+    """(gRPC, REST) figures of the same scenario, setup, driver role and load."""
+    by_key: dict[tuple[Any, ...], dict[str, Figure]] = defaultdict(dict)
     for m in figures:
-        if m["scenario"] in ("floor", "fanout", "fanout_feeder", "layers") or m["load"] != "closed":
+        if m["scenario"] in ("layers", "fanout_feeder", "costs"):
             continue
-        floor = floors.get((m["transport"], _family(m["driver"]), m["concurrency"]))
-        if floor is None:
-            continue
+        by_key[_pair_key(m)][m["transport"]] = m
+    return [(p["grpc"], p["rest"]) for p in by_key.values() if "grpc" in p and "rest" in p]
+
+
+def transport_ratios(figures: list[Figure]) -> list[str]:
+    floors = _floors(figures)
+    rows = []
+    for g, r in pairs(figures):
+        mark = marks(g, r)
+        is_open = g["load"] == "open" and g["target_rate"] is not None
+        # An open loop's throughput is the offered rate: only its latency compares.
+        throughput = "-" if is_open else _marked(_ratio(g["items_per_s"], r["items_per_s"]), mark)
+        load = f"open {g['target_rate']:,.0f}/s, both" if is_open else _load(g)
         rows.append(
             (
-                m["scenario"], m["transport"], m["variant"], m["driver"], _load(m),
-                _num(m["throughput_rps"]), _num(floor["throughput_rps"]),
-                f"{m['throughput_rps'] / floor['throughput_rps']:.0%}"
-                if floor["throughput_rps"] else "-",
-                _ratio(_server_us(m), _server_us(floor)),
+                g["scenario"], _setup(g["variant"]), f"{g['driver']} / {r['driver']}", load,
+                _num(g["items_per_s"]), _num(r["items_per_s"]), throughput,
+                _ms(g["latency_ms"].get("p99")), _ms(r["latency_ms"].get("p99")),
+                _marked(_ratio(g["latency_ms"].get("p99"), r["latency_ms"].get("p99")), mark),
+                _marked(_ratio(_server_us(g), _server_us(r)), mark),
+                _of_floor(g, floors), _of_floor(r, floors),
             )
         )  # fmt: skip
     header = (
-        "scenario", "transport", "variant", "driver", "load", "req/s", "floor req/s",
-        "of floor", "server CPU per call vs floor",
+        "scenario", "setup", "drivers", "load", "gRPC items/s", "REST items/s",
+        "gRPC/REST throughput", "gRPC p99 ms", "REST p99 ms", "gRPC/REST p99",
+        "gRPC/REST server CPU per call", "gRPC of its floor", "REST of its floor",
     )  # fmt: skip
     return _table(header, rows)
 
 
-def switch_ratios(figures: list[Figure]) -> list[str]:
-    """mTLS on/off and telemetry on/off, PlaceOrder, same driver and concurrency."""
-    place = [m for m in figures if m["scenario"] == "place_order" and m["load"] == "closed"]
-    by = {(m["transport"], _setup(m["variant"]), m["driver"], m["concurrency"]): m for m in place}
+# -- costs: repeated on/off rounds ---------------------------------------------------------
+
+# switch -> the setup of its "off" deployment (the "on" one is "mTLS").
+COST_SWITCHES = {"mTLS": "plaintext", "telemetry": "mTLS, telemetry off"}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One switch on one transport over N rounds: the on and off figure of each."""
+
+    transport: str
+    switch: str
+    on: list[Figure]
+    off: list[Figure]
+
+    def ratios(self, value: Callable[[Figure], float | None]) -> list[float]:
+        out = []
+        for a, b in zip(self.on, self.off, strict=True):
+            x, y = value(a), value(b)
+            if x and y:
+                out.append(x / y)
+        return out
+
+    @property
+    def mark(self) -> str:
+        return marks(*self.on, *self.off)
+
+
+def costs(figures: list[Figure]) -> list[Cost]:
+    rounds: dict[tuple[str, int], dict[str, Figure]] = defaultdict(dict)
+    for m in figures:
+        if m["scenario"] == "costs" and m.get("round") is not None:
+            rounds[(m["transport"], m["round"])][_setup(m["variant"])] = m
+    found = []
+    for transport in ("grpc", "rest"):
+        for switch, off in COST_SWITCHES.items():
+            done = [
+                sides
+                for (t, _r), sides in sorted(rounds.items())
+                if t == transport and "mTLS" in sides and off in sides
+            ]
+            if done:
+                on_side = [sides["mTLS"] for sides in done]
+                off_side = [sides[off] for sides in done]
+                found.append(Cost(transport, switch, on_side, off_side))
+    return found
+
+
+def _throughput(m: Figure) -> float | None:
+    return m["throughput_rps"]
+
+
+def _p99(m: Figure) -> float | None:
+    return m["latency_ms"].get("p99")
+
+
+def _spread(values: list[float], mark: str = "") -> str:
+    """Median (min-max) of ratios."""
+    if not values:
+        return "-"
+    text = f"{median(values):.2f}x"
+    if len(values) > 1:
+        text += f" ({min(values):.2f}-{max(values):.2f})"
+    return _marked(text, mark)
+
+
+def costs_table(figures: list[Figure]) -> list[str]:
     rows = []
-    for (transport, setup, driver, conc), m in by.items():
-        if setup != "mTLS":
-            continue
-        for other, label in (
-            ("plaintext", "mTLS on / off"),
-            ("mTLS, telemetry off", "telemetry on / off"),
-        ):
-            base = by.get((transport, other, driver, conc))
-            if base is None:
-                continue
-            rows.append(
-                (
-                    transport, label, driver, f"c{conc}", _num(m["throughput_rps"]),
-                    _num(base["throughput_rps"]),
-                    _ratio(m["throughput_rps"], base["throughput_rps"]),
-                    _ms(m["latency_ms"].get("p99")), _ms(base["latency_ms"].get("p99")),
-                    _ratio(_server_us(m), _server_us(base)),
-                )
-            )  # fmt: skip
+    for c in costs(figures):
+        rows.append(
+            (
+                c.transport, f"{c.switch} on / off", c.on[0]["driver"],
+                f"c{c.on[0]['concurrency']}", str(len(c.on)),
+                _num(median(m["throughput_rps"] for m in c.on)),
+                _num(median(m["throughput_rps"] for m in c.off)),
+                _spread(c.ratios(_throughput), c.mark), _spread(c.ratios(_server_us), c.mark),
+                _spread(c.ratios(_p99), c.mark),
+            )
+        )  # fmt: skip
     header = (
-        "transport", "switch", "driver", "load", "req/s on", "req/s off", "throughput on/off",
-        "p99 ms on", "p99 ms off", "server CPU per call on/off",
+        "transport", "switch", "driver", "load", "rounds", "req/s on (median)",
+        "req/s off (median)", "throughput on/off, median (range)",
+        "server CPU per call on/off", "p99 on/off",
     )  # fmt: skip
     return _table(header, rows)
+
+
+# -- headlines -----------------------------------------------------------------------------
+
+
+def _pick(
+    figures: list[Figure], scenario: str, family: str, concurrency: int, setup: str = ""
+) -> tuple[Figure, Figure] | None:
+    """The (gRPC, REST) closed-loop pair of a scenario at `concurrency`."""
+    for g, r in pairs(figures):
+        if (g["scenario"], _family(g["driver"]), g["load"]) != (scenario, family, "closed"):
+            continue
+        if g["concurrency"] == concurrency and (not setup or _setup(g["variant"]) == setup):
+            return g, r
+    return None
+
+
+def _versus(label: str, pair: tuple[Figure, Figure] | None) -> str | None:
+    if pair is None:
+        return None
+    g, r = pair
+    mark = marks(g, r)
+    line = (
+        f"{label}: gRPC/REST throughput {_marked(_ratio(g['items_per_s'], r['items_per_s']), mark)}"
+        f" ({_num(g['items_per_s'])} vs {_num(r['items_per_s'])}/s), p99 "
+        f"{_ms(_p99(g))} vs {_ms(_p99(r))} ms"
+    )
+    cpu = _ratio(_server_us(g), _server_us(r))
+    return line + (f", server CPU per call {_marked(cpu, mark)}" if cpu != "-" else "")
+
+
+def headlines(results: dict[str, Any]) -> list[str]:
+    """The README-quotable figures, generated from the data."""
+    figures = results["measurements"]
+    levels = results["settings"]["concurrency"]
+    mid = levels[len(levels) // 2] if levels else 16
+    picked = [
+        (f"Transport floor (bare echo, c{mid}, C generators)", "floor", "C generator", ""),
+        (f"Transport floor (bare echo, c{mid}, Python clients)", "floor", "Python client", ""),
+        (f"GetQuote c{mid} (C generators)", "get_quote", "C generator", ""),
+        (f"GetQuote c{mid} (Python clients)", "get_quote", "Python client", ""),
+        (f"PlaceOrder c{mid} over mTLS (Python clients)", "place_order", "Python client", "mTLS"),
+    ]
+    lines = [_versus(label, _pick(figures, s, f, mid, setup)) for label, s, f, setup in picked]
+    for g, r in pairs(figures):
+        if g["scenario"] == "order_entry" and g["items_per_request"] > 1:
+            lines.append(
+                f"Batched order entry ({g['items_per_request']} per message, "
+                f"c{g['concurrency']}): {_marked(_num(g['items_per_s']), marks(g))} orders/s "
+                f"over the OrderEntry stream vs {_marked(_num(r['items_per_s']), marks(r))} over "
+                f"POST /v1/orders:batch"
+            )
+        elif g["scenario"] == "fanout":
+            lines.append(
+                f"Fan-out to {g['concurrency']} subscribers: p99 delivery lag "
+                f"{_marked(_ms(_p99(g)), marks(g))} ms over gRPC streams vs "
+                f"{_marked(_ms(_p99(r)), marks(r))} ms over SSE"
+            )
+    for c in costs(figures):
+        throughput = c.ratios(_throughput)
+        if throughput:
+            lines.append(
+                f"{c.switch} cost, {c.transport} PlaceOrder c{c.on[0]['concurrency']}: "
+                f"throughput on/off {_spread(throughput, c.mark)}, server CPU per call "
+                f"{_spread(c.ratios(_server_us), c.mark)}, "
+                + (
+                    f"median (range) of {len(throughput)} back-to-back rounds"
+                    if len(throughput) > 1
+                    else "one round only: noise is as large as the effect"
+                )
+            )
+    layered = [m for m in figures if m["scenario"] == "layers" and m["driver"] == "python-grpc"]
+    if layered and layered[0]["throughput_rps"]:
+        base = layered[0]["throughput_rps"]
+        shares = ", ".join(
+            _marked(f"{m['variant'].split(' ', 1)[0]} {m['throughput_rps'] / base:.0%}", marks(m))
+            for m in layered[1:]
+        )
+        lines.append(f"Mesh layers, throughput as a share of (a) bare grpc.aio: {shares}")
+    return [f"- {line}" for line in lines if line]
 
 
 # -- plots -------------------------------------------------------------------------------
@@ -230,7 +397,8 @@ def plot(figures: list[Figure], out: Path) -> list[Path]:
     written: list[Path] = []
     by_scenario: dict[str, list[Figure]] = defaultdict(list)
     for m in figures:
-        by_scenario[m["scenario"]].append(m)
+        if m["scenario"] != "costs":  # short repeated rounds: the table says it all
+            by_scenario[m["scenario"]].append(m)
     for scenario, group in by_scenario.items():
         curves = [m for m in group if m["latency_curve"] and m["requests"]]
         if curves:
@@ -303,6 +471,13 @@ def render(results: dict[str, Any], images: Sequence[Path]) -> str:
         "",
         f"Run {results['started']} ({results['elapsed_s']:.0f} s): `{results['command']}`",
         "",
+    ]
+    top = headlines(results)
+    if top:
+        lines += ["## Headlines", "", *top, ""]
+    lines += [
+        "## Set-up",
+        "",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores, Linux {machine['kernel']}, "
         f"Python {machine['python']}. Servers and load generators share these cores.",
         f"- Load average (1/5/15 min) at start {_loads(machine.get('load_average_at_start'))}, "
@@ -311,35 +486,49 @@ def render(results: dict[str, Any], images: Sequence[Path]) -> str:
         f"- Tools: {tools}. Drivers that ran: {', '.join(drivers)}.",
         f"- Settings: {settings['duration_s']:g} s per figure after a {settings['warmup_s']:g} s "
         f"warm-up; concurrency {', '.join(map(str, settings['concurrency']))}; open loop at "
-        f"{', '.join(f'{f:.0%}' for f in settings['rate_fractions'])} of the closed-loop max; "
-        f"{'quick mode' if settings['quick'] else 'default mode'}.",
+        f"{', '.join(f'{f:.0%}' for f in settings['rate_fractions'])} of the lower closed-loop "
+        f"max of the two transports, both at the same rate, after "
+        f"{settings.get('open_warmup_s', settings['warmup_s']):g} s at that rate on pre-opened "
+        f"connections; {'quick mode' if settings['quick'] else 'default mode'}.",
         "- Processes: one per service for each transport (orders, risk, matching, marketdata), "
         "static addresses (no etcd on the measured path); one process per floor.",
         "- Latency is per call (per batch for order_entry, delivery lag for fanout); open-loop "
         "latency counts from each call's intended send time. Server CPU is every serving "
         "process's user+system time in the window divided by the calls; generator CPU is the "
         "load generator's (share of one core in brackets).",
-        "",
+        *(f"- {note}" for note in FOOTNOTES),
     ]
     by_scenario: dict[str, list[Figure]] = defaultdict(list)
     for m in figures:
         by_scenario[m["scenario"]].append(m)
     for scenario in sorted(by_scenario, key=lambda s: (*SCENARIO_ORDER, s).index(s)):
-        lines += ["", f"## {SCENARIO_TITLES.get(scenario, scenario)}", ""]
-        lines += scenario_table(by_scenario[scenario])
-    sections = (
-        (
-            "gRPC / REST, side by side",
+        table = (
+            costs_table(figures) if scenario == "costs" else scenario_table(by_scenario[scenario])
+        )
+        lines += ["", f"## {SCENARIO_TITLES.get(scenario, scenario)}", "", *table]
+        if scenario == "costs":
+            lines += [
+                "",
+                "On = mTLS with telemetry (tracing at the default 1% sampling, /metrics); off = "
+                "plaintext, or telemetry off (OTEL_SDK_DISABLED=true, --metrics-port -1). Each "
+                "round runs the three back to back; every figure is in results.json.",
+            ]
+    ratios = transport_ratios(figures)
+    if len(ratios) > 2:  # more than the header
+        lines += [
+            "",
+            "## gRPC / REST, side by side",
+            "",
             "Same scenario, setup, driver role and load; above 1.00x gRPC is faster "
-            "(throughput) or slower (p99, CPU).",
-            transport_ratios(figures),
-        ),
-        ("Each scenario against its transport's floor", "", floor_ratios(figures)),
-        ("mTLS and telemetry: on vs off (PlaceOrder)", "", switch_ratios(figures)),
-    )
-    for title, intro, table in sections:
-        if len(table) > 2:  # more than the header
-            lines += ["", f"## {title}", ""] + ([intro, ""] if intro else []) + table
+            "(throughput) or slower (p99, CPU). Open-loop rows run both transports at the same "
+            "offered rate, so only latency compares there (gRPC/REST p99 at that rate). The last "
+            "two columns put a closed-loop figure against its own transport's floor (same "
+            "driver role and concurrency).",
+            "",
+            *ratios,
+            "",
+            *FOOTNOTES,
+        ]
     if images:
         lines += ["", "## Plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in images]

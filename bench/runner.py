@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.deploy import cpu_seconds
-from bench.measurement import Load, Measurement, Transport
+from bench.measurement import GENERATOR_BOUND_SHARE, Load, Measurement, Transport
 
 Progress = Callable[[str], None]
 RawFigure = dict[str, Any]
@@ -49,6 +49,9 @@ class RunSettings:
     fanout_trades_per_s: float
     batch_size: int
     batch_concurrency: int
+    open_warmup_s: float  # open loop: at the target rate, after priming the connections
+    costs_rounds: int  # back-to-back on/off rounds of the mTLS and telemetry costs
+    costs_duration_s: float  # seconds per costs figure (after `warmup_s`)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Figure:
     rate: float | None = None
     items_per_request: int = 1
     notes: str = ""
+    round: int | None = None  # costs: which on/off round
 
 
 @dataclass
@@ -93,16 +97,16 @@ class Runner:
         self.progress(f"{label} ... {rate} p99 {m.latency_ms.get('p99', 0):.1f} ms{errors}")
         return m
 
-    def knee(self, scenario: str, deployment: Deployment, driver: str) -> float:
-        """The best closed-loop throughput measured so far for this scenario and
-        driver on this deployment's transport and variant."""
+    def knee(self, scenario: str, deployment: Deployment, driver: str) -> Measurement | None:
+        """The closed-loop figure with the best throughput measured so far for this
+        scenario and driver on this deployment's transport and variant."""
         key = (scenario, deployment.transport, deployment.variant, driver, "closed")
         found = [
-            m.throughput_rps
+            m
             for m in self.measurements
-            if (m.scenario, m.transport, m.variant, m.driver, m.load) == key
+            if (m.scenario, m.transport, m.variant, m.driver, m.load) == key and not m.errors
         ]
-        return max(found, default=0.0)
+        return max(found, key=lambda m: m.throughput_rps, default=None)
 
     # -- the two kinds of driver ----------------------------------------------------------
 
@@ -185,6 +189,12 @@ class Runner:
                 f"quotes per subscriber: min {s['min']}, mean {s['mean']:.0f}, max {s['max']}"
                 + (f", {s['silent']} got none" if s["silent"] else "")
             )
+        share = (raw.get("generator_cpu_s") or 0.0) / duration
+        if share > GENERATOR_BOUND_SHARE:
+            notes.append(f"generator-bound: the load generator used {share:.0%} of a core")
+        lag = raw.get("send_lag_ms")
+        if lag and lag["p99"] >= 1.0:
+            notes.append(f"sent late by p99 {lag['p99']:.1f} ms, max {lag['max']:.0f} ms")
         if raw.get("first_error"):
             notes.append(f"first error: {raw['first_error']}")
         return Measurement(
@@ -206,6 +216,7 @@ class Runner:
             server_cpu_s=server_cpu,
             server_counted=counted,
             notes="; ".join(notes),
+            round=figure.round,
         )
 
 

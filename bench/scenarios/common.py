@@ -146,15 +146,52 @@ def python_closed(
     return step
 
 
-def python_open(call: str, service: str, fraction: float, *, floor: bool = False) -> Step:
-    """Open loop at `fraction` of the best closed-loop throughput measured before
-    (same scenario, transport and driver): the load levels up to the knee."""
+# REST open loops use a pool of as many keep-alive connections as the closed-loop
+# concurrency that reached the knee (it carried that rate), at least this many.
+MIN_OPEN_CONNECTIONS = 16
 
-    def step(runner: Runner, dep: Deployment) -> Measurement:
-        driver = python_driver(dep.transport, floor)
-        knee = runner.knee(call, dep, driver)
-        rate = max(10.0, round(knee * fraction))
-        figure = Figure(call, driver, "open", rate=rate, notes=f"{fraction:.0%} of closed-loop max")
+
+def member(transport: str, setup: str) -> str:
+    """A mesh's key in the run's DeploymentSet: "grpc mTLS", "rest plaintext", ..."""
+    return f"{transport} {setup}"
+
+
+def on(key: str, step: Step) -> Step:
+    """`step` aimed at one member of the stage's DeploymentSet (`.members` names
+    the members a step uses, so the stage starts only those)."""
+
+    def aimed(runner: Runner, members: Any) -> Measurement:
+        return step(runner, members.parts[key])
+
+    aimed.members = (key,)  # type: ignore[attr-defined]
+    return aimed
+
+
+def python_open(call: str, service: str, fraction: float, transport: str, setup: str) -> Step:
+    """Open loop on the `transport` mesh of `setup` in the run's DeploymentSet
+    (which holds both transports), at `fraction` of the lower of the two
+    closed-loop maxima (same scenario, setup and driver role): both transports
+    get the same rate, so their p99 compare, and the levels go up to the slower
+    side's knee.
+
+    The pool is bounded and opened before the schedule starts (see
+    bench/drivers/python_load.py), then the warm-up runs at the target rate on
+    those connections: an unbounded pool opens a connection for every call that
+    finds none idle, so one short server stall turns into hundreds of new
+    connections that the server must accept while it is behind (seconds of
+    collapse at 25% load in earlier runs)."""
+
+    def step(runner: Runner, members: Any) -> Measurement:
+        sides = {t: members.parts[member(t, setup)] for t in ("grpc", "rest")}
+        knees = {t: runner.knee(call, part, python_driver(t)) for t, part in sides.items()}
+        best = min((k.throughput_rps for k in knees.values() if k), default=0.0)
+        rate = max(10.0, round(best * fraction))
+        dep, knee = sides[transport], knees[transport]
+        driver = python_driver(transport)
+        connections = max(MIN_OPEN_CONNECTIONS, (knee.concurrency or 0) if knee else 0)
+        maxima = ", ".join(f"{t} {k.throughput_rps:,.0f}" for t, k in knees.items() if k)
+        notes = f"{fraction:.0%} of the lower closed-loop max ({maxima}/s)"
+        figure = Figure(call, driver, "open", rate=rate, notes=notes)
         spec = python_spec(
             runner,
             dep,
@@ -164,8 +201,11 @@ def python_open(call: str, service: str, fraction: float, *, floor: bool = False
             load="open",
             rate=rate,
             max_in_flight=1000,
+            connections=connections,
+            warmup_s=runner.settings.open_warmup_s,
             tag=unique_tag(runner, call),
         )
         return runner.python(dep, figure, spec)
 
+    step.members = (member("grpc", setup), member("rest", setup))  # type: ignore[attr-defined]
     return step

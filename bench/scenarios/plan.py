@@ -1,19 +1,24 @@
-"""The run: stages (one deployment each) and the figures measured on each.
+"""The run: stages (a deployment, or a set of them, each) and the figures
+measured on each.
 
-Stages alternate transports (gRPC then REST for each deployment kind), so both
-sides of every comparison are measured minutes apart at most, in one run. Each
-side runs the same number of processes: one per service (one for a floor).
+Each side runs the same number of processes: one per service (one for a
+floor). The meshes are one stage: every mesh the run needs (each transport
+plaintext, mTLS, and mTLS with telemetry off) is started once and stays up, so
+figures of both transports can alternate back to back; an idle mesh costs next
+to nothing (no etcd, no traffic). In order:
 
-- floor (bare echo): the C generator at each concurrency, the Python client at
-  the middle one;
-- mesh, plaintext: get_quote from the C generator and the Python client at each
-  concurrency, then open loop up to the knee; place_order replayed (one fixed
-  body, C generator) and from the Python client at the middle concurrency (the
-  mTLS-off figure);
-- mesh, mTLS (the default): place_order from the Python client at each
-  concurrency, then open loop up to the knee; order_entry (batches of B, and
-  single orders); fanout;
-- mesh, mTLS, telemetry off: place_order, Python client, middle concurrency.
+- floor (bare echo), gRPC then REST: the C generator at each concurrency, the
+  Python client at the middle one;
+- plaintext, gRPC then REST: get_quote from the C generator and the Python
+  client at each concurrency; place_order replayed (one fixed body, C
+  generator); then get_quote's open loops;
+- mTLS (the default), gRPC then REST: place_order from the Python client at
+  each concurrency; order_entry (batches of B, and single orders); fanout; then
+  place_order's open loops;
+- open loops: each rate on both transports back to back, at fractions of the
+  lower of the two closed-loop maxima, so p99 compares at the same rate;
+- costs, gRPC then REST: PlaceOrder on the mTLS, plaintext and telemetry-off
+  meshes in N alternating rounds (bench/scenarios/costs.py).
 """
 
 from __future__ import annotations
@@ -21,21 +26,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from bench.deploy import Floor, MeshDeployment
+from bench.deploy import DeploymentSet, Floor, MeshDeployment
 from bench.runner import RunSettings
-from bench.scenarios.common import Step, c_unary, python_closed, python_open
+from bench.scenarios import costs
+from bench.scenarios.common import Step, c_unary, member, on, python_closed, python_open
 from bench.scenarios.fanout import fanout
 from bench.scenarios.order_entry import order_entry_batches, order_entry_singles
 
-SCENARIOS = ("floor", "get_quote", "place_order", "order_entry", "fanout", "layers")
+SCENARIOS = ("floor", "get_quote", "place_order", "order_entry", "fanout", "costs", "layers")
 TRANSPORTS = ("grpc", "rest")
+
+
+class Startable(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
 class Stage:
     name: str
-    make: Callable[[], Floor | MeshDeployment]
+    make: Callable[[], Startable]
     steps: list[Step]
 
 
@@ -64,61 +77,61 @@ def build(settings: RunSettings, scenarios: Sequence[str], certs_dir: Path) -> l
                     steps,
                 )
             )
+
+    def open_steps(call: str, service: str, setup: str) -> list[Step]:
+        # Each rate on both transports back to back, alternating which goes first.
+        return [
+            python_open(call, service, f, t, setup)
+            for i, f in enumerate(fractions)
+            for t in (TRANSPORTS if i % 2 == 0 else TRANSPORTS[::-1])
+        ]
+
+    steps = []
     for transport in TRANSPORTS:
-        steps = []
+        plain = member(transport, "plaintext")
         if "get_quote" in want:
-            steps += [c_unary("get_quote", c) for c in levels]
-            steps += [python_closed("get_quote", "marketdata", c) for c in levels]
-            if not settings.quick:  # quick mode runs the open loop on place_order only
-                steps += [python_open("get_quote", "marketdata", f) for f in fractions]
+            steps += [on(plain, c_unary("get_quote", c)) for c in levels]
+            steps += [on(plain, python_closed("get_quote", "marketdata", c)) for c in levels]
         if "place_order" in want:
-            steps.append(c_unary("place_order", mid, notes="replay: one fixed body"))
-            if not settings.quick:  # the mTLS-off figure
-                steps.append(python_closed("place_order", "orders", mid))
-        if steps:
-            stages.append(_mesh_stage(transport, state, certs_dir, steps, mtls=False))
+            steps.append(on(plain, c_unary("place_order", mid, notes="replay: one fixed body")))
+    if "get_quote" in want and not settings.quick:  # quick: the open loop of place_order only
+        steps += open_steps("get_quote", "marketdata", "plaintext")
     for transport in TRANSPORTS:
-        steps = []
+        mtls = member(transport, "mTLS")
         if "place_order" in want:
-            steps += [python_closed("place_order", "orders", c) for c in levels]
-            steps += [python_open("place_order", "orders", f) for f in fractions]
+            steps += [on(mtls, python_closed("place_order", "orders", c)) for c in levels]
         if "order_entry" in want:
-            steps.append(order_entry_batches(settings.batch_size, settings.batch_concurrency))
+            batches = order_entry_batches(settings.batch_size, settings.batch_concurrency)
+            steps.append(on(mtls, batches))
             if not settings.quick:
-                steps.append(order_entry_singles(mid))
+                steps.append(on(mtls, order_entry_singles(mid)))
         if "fanout" in want:
-            steps.append(fanout(settings.fanout_subscribers, settings.fanout_trades_per_s))
-        if steps:
-            stages.append(_mesh_stage(transport, state, certs_dir, steps, mtls=True))
-    if "place_order" in want and not settings.quick:
-        for transport in TRANSPORTS:
-            steps = [python_closed("place_order", "orders", mid)]
-            stages.append(
-                _mesh_stage(transport, state, certs_dir, steps, mtls=True, telemetry=False)
+            steps.append(
+                on(mtls, fanout(settings.fanout_subscribers, settings.fanout_trades_per_s))
             )
+    if "place_order" in want:
+        steps += open_steps("place_order", "orders", "mTLS")
+    if "costs" in want:
+        for transport in TRANSPORTS:
+            steps += costs.costs_steps(transport, settings.costs_rounds, mid)
+    if steps:
+        stages.append(Stage("meshes", lambda: _meshes(steps, state, certs_dir), steps))
     return stages
 
 
-def _mesh_stage(
-    transport: str,
-    state: Path,
-    certs_dir: Path,
-    steps: list[Step],
-    *,
-    mtls: bool,
-    telemetry: bool = True,
-) -> Stage:
-    name = f"mesh {transport} {'mTLS' if mtls else 'plaintext'}"
-    name += "" if telemetry else " telemetry off"
-    folder = state / name.replace(" ", "-")
-
-    def make() -> MeshDeployment:
-        return MeshDeployment(
-            transport,  # type: ignore[arg-type]
-            folder,
-            mtls=mtls,
-            telemetry=telemetry,
-            certs_dir=certs_dir,
-        )
-
-    return Stage(name, make, steps)
+def _meshes(steps: list[Step], state: Path, certs_dir: Path) -> DeploymentSet:
+    """Every mesh the steps use, each transport in each set-up, started once."""
+    used = {key for step in steps for key in getattr(step, "members", ())}
+    members = {}
+    for setup in ("plaintext", "mTLS", "telemetry off"):
+        for transport in TRANSPORTS:
+            key = member(transport, setup)
+            if key in used:
+                members[key] = MeshDeployment(
+                    transport,  # type: ignore[arg-type]
+                    state / key.replace(" ", "-"),
+                    mtls=setup != "plaintext",
+                    telemetry=setup != "telemetry off",
+                    certs_dir=certs_dir,
+                )
+    return DeploymentSet(members)

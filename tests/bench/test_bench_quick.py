@@ -58,6 +58,8 @@ EXPECTED = {
     ("fanout", "rest", "python-http"),
     ("fanout_feeder", "grpc", "python-mesh"),
     ("fanout_feeder", "rest", "python-http"),
+    ("costs", "grpc", "python-mesh"),
+    ("costs", "rest", "python-http"),
 }
 
 
@@ -75,6 +77,15 @@ def test_every_driver_and_scenario_produces_clean_figures(quick_run: tuple[dict,
         assert m["generator_cpu_s"] is not None, what
     # Both load kinds ran, and open loop figures came from the Python clients.
     assert {"closed", "open"} <= {m["load"] for m in figures}
+    # Open loops: both transports at one rate; costs: one round of all three set-ups each.
+    rates = [
+        m["target_rate"] for m in figures if m["scenario"] == "place_order" and m["target_rate"]
+    ]
+    assert len(rates) == 2 and rates[0] == rates[1], rates
+    costs = {
+        (m["transport"], m["variant"], m["round"]) for m in figures if m["scenario"] == "costs"
+    }
+    assert len(costs) == 6 and {r for *_, r in costs} == {0}, costs
 
 
 def test_h2load_figures_match_the_servers_count(quick_run: tuple[dict, Path]) -> None:
@@ -98,9 +109,11 @@ def test_servers_cpu_is_measured(quick_run: tuple[dict, Path]) -> None:
 def test_report_and_plots_are_written(quick_run: tuple[dict, Path]) -> None:
     results, out = quick_run
     report = (out / "report.md").read_text()
-    for heading in ("## Floors", "## GetQuote", "## PlaceOrder", "## gRPC / REST"):
+    for heading in ("## Headlines", "## Floors", "## GetQuote", "## PlaceOrder", "## gRPC / REST"):
         assert heading in report
     assert "h2load" in report or "ghz" in report
+    assert "## mTLS and telemetry costs" in report and "telemetry cost, rest" in report
+    assert report.index("## Headlines") < report.index("## Floors")
     plots = sorted(p.name for p in out.glob("*.png"))
     for scenario in ("floor", "get_quote", "place_order", "order_entry", "fanout"):
         assert f"latency_{scenario}.png" in plots

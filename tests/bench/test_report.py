@@ -1,0 +1,97 @@
+"""bench/report.py on hand-made figures: a ratio from a figure with errors or from
+a generator-bound figure is marked, open loops compare p99 only at one rate, and
+the costs are medians over rounds with their range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import report
+
+
+def figure(transport: str, **changes: Any) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "scenario": "get_quote",
+        "transport": transport,
+        "variant": ("grpc.aio mesh" if transport == "grpc" else "FastAPI mesh") + ", plaintext",
+        "driver": "python-mesh" if transport == "grpc" else "python-http",
+        "load": "closed",
+        "concurrency": 16,
+        "target_rate": None,
+        "duration_s": 4.0,
+        "requests": 4000,
+        "errors": 0,
+        "throughput_rps": 1000.0,
+        "items_per_request": 1,
+        "items_per_s": 1000.0,
+        "latency_ms": {"p50": 1.0, "p99": 4.0},
+        "latency_curve": [],
+        "generator_cpu_s": 2.0,
+        "server_cpu_s": {"marketdata": 0.8},
+        "notes": "",
+        "round": None,
+    }
+    m.update(changes)
+    return m
+
+
+def ratio_rows(figures: list[dict[str, Any]]) -> list[str]:
+    return report.transport_ratios(figures)[2:]
+
+
+def test_a_clean_pair_gives_an_unmarked_ratio() -> None:
+    rows = ratio_rows([figure("grpc", items_per_s=1500.0), figure("rest")])
+    assert len(rows) == 1 and "| 1.50x |" in rows[0]
+    assert report.ERRORS not in rows[0] and report.GENERATOR_BOUND not in rows[0]
+
+
+def test_errors_and_a_busy_generator_mark_the_ratio() -> None:
+    with_errors = ratio_rows([figure("grpc", errors=3), figure("rest")])
+    assert f"1.00x {report.ERRORS}" in with_errors[0]
+    bound = ratio_rows([figure("grpc"), figure("rest", generator_cpu_s=3.6)])  # 90% of a core
+    assert f"1.00x {report.GENERATOR_BOUND}" in bound[0]
+    assert report.ERRORS not in bound[0]
+    # Under the threshold no mark: 80% of a core.
+    assert (
+        report.GENERATOR_BOUND
+        not in ratio_rows([figure("grpc"), figure("rest", generator_cpu_s=3.2)])[0]
+    )
+
+
+def test_open_loops_pair_at_one_rate_and_compare_latency_only() -> None:
+    def open_loop(transport: str, rate: float, p99: float) -> dict[str, Any]:
+        return figure(
+            transport, load="open", concurrency=None, target_rate=rate, latency_ms={"p99": p99}
+        )
+
+    rows = ratio_rows([open_loop("grpc", 500, 2.0), open_loop("rest", 500, 8.0)])
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].split("|")]
+    assert "open 500/s, both" in cells and "0.25x" in cells
+    assert cells[7] == "-"  # no throughput ratio: both sent the offered rate
+    # Different rates do not pair.
+    assert ratio_rows([open_loop("grpc", 500, 2.0), open_loop("rest", 400, 8.0)]) == []
+
+
+def test_costs_are_medians_over_rounds_with_their_range() -> None:
+    figures = []
+    for r, (on, off) in enumerate([(900, 1000), (800, 1000), (990, 1000)]):
+        for setup, rps in (("mTLS", on), ("plaintext", 1000), ("mTLS, telemetry off", off)):
+            figures.append(
+                figure(
+                    "grpc",
+                    scenario="costs",
+                    variant=f"grpc.aio mesh, {setup}",
+                    throughput_rps=float(rps),
+                    round=r,
+                )
+            )
+    found = {c.switch: c for c in report.costs(figures)}
+    assert set(found) == {"mTLS", "telemetry"}
+    telemetry = found["telemetry"]
+    assert report._spread(telemetry.ratios(report._throughput)) == "0.90x (0.80-0.99)"
+    assert len(telemetry.on) == 3
+    lines = report.headlines({"measurements": figures, "settings": {"concurrency": [16]}})
+    assert any(
+        line.startswith("- telemetry cost, grpc") and "3 back-to-back" in line for line in lines
+    )
