@@ -9,6 +9,9 @@ while the measured part runs records each service with `py-spy record` (speedsco
 JSON under var/profiles/<label>/) and reads each process's CPU time from /proc.
 Prints one JSON summary: orders/s, latency percentiles, errors by code, CPU
 µs/order per process, and the profile breakdown of bench/profiles/breakdown.py.
+
+With `--batch B` the same orders go through OrderEntry instead: `--concurrency`
+bidi streams, each with one batch of B orders in flight (latencies per batch).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.rpc import code_pb2
 
 from bench.measurement import summarize_latencies
 from bench.profiles.breakdown import breakdown
@@ -120,6 +124,53 @@ async def closed_loop(
     return latencies, codes, time.perf_counter() - started
 
 
+async def batch_loop(
+    stub: orders_pb2_grpc.OrderServiceStub,
+    flow: OrderFlow,
+    run: str,
+    *,
+    orders: int,
+    batch: int,
+    streams: int,
+    deadline_s: float,
+) -> tuple[list[float], Counter[str], float]:
+    """OrderEntry: `streams` bidi streams, each sending a batch of `batch` orders
+    and waiting for its answer before the next, until `orders` are placed or
+    `deadline_s` passes. Returns latencies per batch (ms), per-order outcomes by
+    code and the elapsed seconds."""
+    latencies: list[float] = []
+    codes: Counter[str] = Counter()
+    remaining = orders
+    stop_at = time.monotonic() + deadline_s
+
+    async def worker() -> None:
+        nonlocal remaining
+        call = stub.OrderEntry(timeout=deadline_s + 30)
+        batch_id = 0
+        while remaining > 0 and time.monotonic() < stop_at:
+            size = min(batch, remaining)
+            remaining -= size
+            batch_id += 1
+            request = orders_pb2.OrderEntryRequest(
+                batch_id=batch_id, orders=[flow.next(run) for _ in range(size)]
+            )
+            started = time.perf_counter()
+            await call.write(request)
+            reply = await call.read()
+            latencies.append((time.perf_counter() - started) * 1000)
+            for result in reply.results:
+                if result.WhichOneof("outcome") == "placed":
+                    codes["OK"] += 1
+                else:
+                    codes[code_pb2.Code.Name(result.error.code)] += 1
+        await call.done_writing()
+        assert await call.code() is grpc.StatusCode.OK, await call.details()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(streams)))
+    return latencies, codes, time.perf_counter() - started
+
+
 def start_profilers(
     mesh: LocalMesh, out_dir: Path, seconds: float, rate: int, *, native: bool
 ) -> list[subprocess.Popen[bytes]]:
@@ -148,6 +199,12 @@ async def measure(args: argparse.Namespace, mesh: LocalMesh, out_dir: Path) -> d
         await closed_loop(
             stub, flow, "warm", orders=args.warmup, concurrency=args.concurrency, deadline_s=30
         )
+        if args.batch:
+            # The same warm-up through OrderEntry, so its stream path is warm too.
+            await batch_loop(
+                stub, flow, "warm-b", orders=args.warmup, batch=args.batch,
+                streams=args.concurrency, deadline_s=30,
+            )  # fmt: skip
         pids = {name: mesh.processes[f"{name}-0"].pid for name in SERVICE_ORDER}
         profilers = (
             start_profilers(mesh, out_dir, args.seconds + 60, args.rate, native=args.native)
@@ -157,20 +214,23 @@ async def measure(args: argparse.Namespace, mesh: LocalMesh, out_dir: Path) -> d
         if profilers:
             await asyncio.sleep(1.0)  # py-spy attaches before the window opens
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        latencies, codes, elapsed = await closed_loop(
-            stub,
-            flow,
-            "run",
-            orders=args.orders,
-            concurrency=args.concurrency,
-            deadline_s=args.seconds,
-        )
+        if args.batch:
+            latencies, codes, elapsed = await batch_loop(
+                stub, flow, "run", orders=args.orders, batch=args.batch,
+                streams=args.concurrency, deadline_s=args.seconds,
+            )  # fmt: skip
+            done = codes.total()
+        else:
+            latencies, codes, elapsed = await closed_loop(
+                stub, flow, "run", orders=args.orders, concurrency=args.concurrency,
+                deadline_s=args.seconds,
+            )  # fmt: skip
+            done = len(latencies)
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     for proc in profilers:  # SIGINT: py-spy stops sampling and writes its file
         proc.send_signal(signal.SIGINT)
     for proc in profilers:
         proc.wait(timeout=30)
-    done = len(latencies)
     summary, _curve = summarize_latencies(latencies)
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
     result: dict[str, Any] = {
@@ -178,6 +238,7 @@ async def measure(args: argparse.Namespace, mesh: LocalMesh, out_dir: Path) -> d
         "tls": mesh.tls,
         "env": dict(mesh.env),
         "concurrency": args.concurrency,
+        "batch": args.batch,  # 0: PlaceOrder; else OrderEntry batches (latency per batch)
         "orders": done,
         "seconds": round(elapsed, 3),
         "orders_per_s": round(done / elapsed, 1),
@@ -199,7 +260,12 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=4_000, help="orders in the window")
     parser.add_argument("--seconds", type=float, default=20.0, help="the window's time bound")
     parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="calls in flight (streams with --batch)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=0, help="orders per OrderEntry batch (0: unary PlaceOrder)"
+    )
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--native", action="store_true", help="py-spy --native")

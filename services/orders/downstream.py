@@ -8,15 +8,30 @@ failures and deadlines become Unavailable).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from clients.balancers.ring_hash import RingHashPicker
 from clients.endpoint_pool import EndpointPool
+from services import errors
 from services.errors import Unavailable
 from services.model import OrderSpec, OrderStatus
-from services.orders.ports import Execution, Hold, Released, Trade
+from services.orders.ports import (
+    Execution,
+    FillDue,
+    FillOutcome,
+    Hold,
+    Released,
+    ReleaseDue,
+    ReleaseOutcome,
+    Settled,
+    Trade,
+)
+from services.orders.risk_batches import Outcomes, OwnerGroup, owner_groups
 from services.runtime.status import error_from_rpc
 from trading.v1 import common_pb2, matching_pb2, matching_pb2_grpc, risk_pb2, risk_pb2_grpc
 
@@ -30,6 +45,7 @@ class GrpcRisk:
     def __init__(self, channel: grpc.aio.Channel, *, timeout_seconds: float) -> None:
         self._stub = risk_pb2_grpc.RiskServiceStub(channel)
         self._timeout = timeout_seconds
+        self._owner = ring_owner(getattr(channel, "pool", None))
 
     async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
         request = risk_pb2.ReserveRequest(
@@ -70,6 +86,106 @@ class GrpcRisk:
         except grpc.aio.AioRpcError as err:
             raise error_from_rpc(err, RISK_PEER) from err
         return bool(reply.replayed)
+
+    async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
+        outcomes = Outcomes(len(fills), len(releases))
+        groups = owner_groups(fills, releases, self._owner)
+        await asyncio.gather(*(self._settle(g, fills, releases, outcomes) for g in groups))
+        return outcomes.settled()
+
+    async def _settle(
+        self,
+        group: OwnerGroup,
+        fills: Sequence[FillDue],
+        releases: Sequence[ReleaseDue],
+        outcomes: Outcomes,
+    ) -> None:
+        """One Settle call: the items of one owner, routed by one of its accounts."""
+        request = risk_pb2.SettleRequest(account_id=group.account_id)
+        for index in group.fills:
+            fill = fills[index]
+            request.fills.add(
+                reservation_id=fill.reservation_id,
+                account_id=fill.account_id,
+                trade_id=fill.trade_id,
+                price=fill.price,
+                quantity=fill.quantity,
+            )
+        for index in group.releases:
+            release = releases[index]
+            request.releases.add(
+                reservation_id=release.reservation_id, account_id=release.account_id
+            )
+        try:
+            reply = await self._stub.Settle(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            outcomes.fail(group, error_from_rpc(err, RISK_PEER))
+            return
+        if len(reply.fills) != len(group.fills) or len(reply.releases) != len(group.releases):
+            outcomes.fail(
+                group,
+                Unavailable(
+                    f"{RISK_PEER} unavailable: Settle answered a different number of items"
+                ),
+            )
+            return
+        for index, settled in zip(group.fills, reply.fills, strict=True):
+            fill_outcome: FillOutcome = (
+                item_error(settled.error, RISK_PEER)
+                if settled.WhichOneof("outcome") == "error"
+                else settled.replayed
+            )
+            outcomes.fills[index] = fill_outcome
+        for index, freed in zip(group.releases, reply.releases, strict=True):
+            release_outcome: ReleaseOutcome = (
+                item_error(freed.error, RISK_PEER)
+                if freed.WhichOneof("outcome") == "error"
+                else Released(freed.released.released_quantity, freed.released.released_cash)
+            )
+            outcomes.releases[index] = release_outcome
+
+
+def ring_owner(pool: Any) -> Callable[[str], str | None]:
+    """The owner of a key on a pool's consistent-hash ring (a mesh channel's
+    EndpointPool, an HttpPool), read at each call: the ring changes with the
+    endpoints. None without a ring (a plain channel: one server)."""
+
+    def owner(key: str) -> str | None:
+        picker = pool.picker if pool is not None else None
+        return picker.owner(key) if isinstance(picker, RingHashPicker) else None
+
+    return owner
+
+
+_REFUSALS: dict[int, type[errors.DomainError]] = {
+    code_pb2.NOT_FOUND: errors.NotFound,
+    code_pb2.ALREADY_EXISTS: errors.AlreadyExists,
+    code_pb2.FAILED_PRECONDITION: errors.FailedPrecondition,
+    code_pb2.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+}
+
+
+def item_error(status: status_pb2.Status, peer: str) -> errors.DomainError:
+    """The DomainError of one item's google.rpc.Status in a batched answer: what
+    error_from_rpc makes of the same status on a call of its own."""
+    if status.code == code_pb2.INVALID_ARGUMENT:
+        violations = []
+        for detail in status.details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                violations += [
+                    errors.FieldViolation(v.field, v.description)
+                    for v in bad_request.field_violations
+                ]
+        return errors.InvalidArgument(
+            violations or [errors.FieldViolation("", status.message)],
+            f"{peer} refused the request: {status.message}",
+        )
+    known = _REFUSALS.get(status.code)
+    if known is not None:
+        return known(status.message)
+    name = code_pb2.Code.Name(status.code) if status.code in code_pb2.Code.values() else status.code
+    return Unavailable(f"{peer} unavailable ({name}): {status.message}")
 
 
 class GrpcMatching:

@@ -9,7 +9,8 @@ out) is Unavailable. Bodies mirror the proto messages (enums by value name).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -17,10 +18,19 @@ import orjson
 
 from clients.balancers.ring_hash import RingHashPicker
 from clients.http_pool import HttpMember, HttpPool, HttpUnreachable
-from services.errors import Unavailable
+from services.errors import DomainError, Unavailable
 from services.model import OrderSpec, OrderStatus
-from services.orders.downstream import MATCHING_PEER, RISK_PEER
-from services.orders.ports import Execution, Hold, Released, Trade
+from services.orders.downstream import MATCHING_PEER, RISK_PEER, ring_owner
+from services.orders.ports import (
+    Execution,
+    FillDue,
+    Hold,
+    Released,
+    ReleaseDue,
+    Settled,
+    Trade,
+)
+from services.orders.risk_batches import Outcomes, OwnerGroup, owner_groups
 from services.runtime.rest.problems import error_from_problem
 from trading.v1 import common_pb2
 
@@ -78,6 +88,7 @@ class HttpRisk:
     def __init__(self, pool: HttpPool, *, timeout_seconds: float) -> None:
         self._pool = pool
         self._timeout = timeout_seconds
+        self._owner = ring_owner(pool)
 
     async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
         body = {
@@ -135,6 +146,79 @@ class HttpRisk:
             timeout_seconds=self._timeout,
         )
         return bool(reply.get("replayed", False))
+
+    async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
+        outcomes = Outcomes(len(fills), len(releases))
+        groups = owner_groups(fills, releases, self._owner)
+        await asyncio.gather(*(self._settle(g, fills, releases, outcomes) for g in groups))
+        return outcomes.settled()
+
+    async def _settle(
+        self,
+        group: OwnerGroup,
+        fills: Sequence[FillDue],
+        releases: Sequence[ReleaseDue],
+        outcomes: Outcomes,
+    ) -> None:
+        """One POST /v1/reservations:settle: the items of one owner, routed by one
+        of its accounts."""
+        body = {
+            "account_id": group.account_id,
+            "fills": [
+                {
+                    "reservation_id": fills[i].reservation_id,
+                    "account_id": fills[i].account_id,
+                    "trade_id": fills[i].trade_id,
+                    "price": fills[i].price,
+                    "quantity": fills[i].quantity,
+                }
+                for i in group.fills
+            ],
+            "releases": [
+                {"reservation_id": releases[i].reservation_id, "account_id": releases[i].account_id}
+                for i in group.releases
+            ],
+        }
+        try:
+            reply = await _call(
+                self._pool,
+                RISK_PEER,
+                "POST",
+                "/v1/reservations:settle",
+                key=group.account_id,
+                body=body,
+                timeout_seconds=self._timeout,
+            )
+        except DomainError as err:
+            outcomes.fail(group, err)
+            return
+        settled_fills = reply.get("fills") or []
+        settled_releases = reply.get("releases") or []
+        if len(settled_fills) != len(group.fills) or len(settled_releases) != len(group.releases):
+            outcomes.fail(
+                group, Unavailable(f"{RISK_PEER} unavailable: Settle answered another item count")
+            )
+            return
+        for index, item in zip(group.fills, settled_fills, strict=True):
+            error = item.get("error")
+            outcomes.fills[index] = (
+                _item_error(error) if error is not None else bool(item.get("replayed", False))
+            )
+        for index, item in zip(group.releases, settled_releases, strict=True):
+            error = item.get("error")
+            freed = item.get("released") or {}
+            outcomes.releases[index] = (
+                _item_error(error)
+                if error is not None
+                else Released(freed.get("released_quantity", 0), freed.get("released_cash", 0))
+            )
+
+
+def _item_error(problem: Any) -> DomainError:
+    """One item's problem document in a Settle answer, as the DomainError a call
+    of its own would have raised."""
+    status = problem.get("status", 500) if isinstance(problem, dict) else 500
+    return error_from_problem(status, problem if isinstance(problem, dict) else None, RISK_PEER)
 
 
 class HttpMatching:

@@ -7,7 +7,8 @@ PlaceOrder is a saga over two services that each keep their own state:
     -> risk.reserve -> matching.submit
     -> one transaction: the engine's answer, every fill (ours and, when the maker
        order is in this store, the maker's) (booking.py)
-    -> risk.apply_fill per fill, then risk.release of what a settled order still holds
+    -> the answer; then, in a task of its own, risk.apply_fill per fill and
+       risk.release of what a settled order still holds (settlement.py)
 
 If the reserve is refused, the order is REJECTED with the risk's reason. If the
 submit fails or its answer is lost, the order is unwound: matching.cancel (the
@@ -25,7 +26,12 @@ store (events.py). The hub is only poked after the commit, to read it at once.
 
 Risk calls after a commit go through an outbox (store columns): anything RiskService
 does not confirm is retried by `settle_outbox`, so nothing stays reserved for
-nothing and no fill is lost. A reservation is released only once its order is
+nothing and no fill is lost. A placement answers once its order is matched and
+durably recorded, and settles after: the reservation holds the order's worst case
+until then, so RiskService's view lags by milliseconds but never lets an account
+overspend (settlement.py says why). Compensations (a release after a failed
+reserve or submit, an unwinding) settle before they answer, since their answer
+says nothing stays reserved. A reservation is released only once its order is
 settled and all its fills are applied, because RiskService refuses a fill that
 arrives after the release (settlement.py).
 """
@@ -65,6 +71,7 @@ from services.orders.store import OrderStore
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_RECOVERY_GRACE_SECONDS",
+    "MAX_BATCH_CONCURRENCY",
     "MAX_BATCH_ORDERS",
     "MAX_PAGE_SIZE",
     "Cancellation",
@@ -78,6 +85,13 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 
 MAX_BATCH_ORDERS = 1000
+# Placements of one batch in flight at once: enough to keep risk, matching and the
+# settlement batches busy, few enough that one batch cannot take every slot of the
+# downstream services' load shedding.
+MAX_BATCH_CONCURRENCY = 64
+# How long a drain waits for settlements still running: each is a few calls with
+# their own deadlines, so this only bounds a shutdown while RiskService hangs.
+DRAIN_SETTLE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +193,11 @@ class OrderDesk:
         return outcome
 
     async def place_batch(self, requests: Sequence[OrderRequest]) -> list[PlaceOutcome]:
-        """OrderEntry: each order placed in turn with PlaceOrder semantics, one
-        outcome per order. A batch above MAX_BATCH_ORDERS gets the same
-        InvalidArgument for every order, and none is placed."""
+        """OrderEntry: each order placed with PlaceOrder semantics, one outcome per
+        order in request order. Orders of different accounts run concurrently (up
+        to MAX_BATCH_CONCURRENCY at a time); one account's run in request order. A
+        batch above MAX_BATCH_ORDERS gets the same InvalidArgument for every order,
+        and none is placed."""
         if len(requests) > MAX_BATCH_ORDERS:
             too_big = InvalidArgument(
                 [
@@ -193,14 +209,30 @@ class OrderDesk:
                 ]
             )
             return [too_big] * len(requests)
-        # Sequential on purpose: correctness first; batched downstream calls later.
-        outcomes: list[PlaceOutcome] = []
-        for request in requests:
-            try:
-                outcomes.append(await self.place(request))
-            except DomainError as err:
-                outcomes.append(err)
-        return outcomes
+        # Accounts run concurrently, each account's orders in request order: a key
+        # repeated in the batch is a replay exactly as in sequential processing,
+        # and an account's orders reach risk in the order its client sent them.
+        outcomes: list[PlaceOutcome | None] = [None] * len(requests)
+        by_account: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            by_account.setdefault(request.account_id, []).append(index)
+        lanes = iter(by_account.values())
+
+        async def worker() -> None:
+            for lane in lanes:  # shared: each worker takes the next account's orders
+                for index in lane:
+                    try:
+                        outcomes[index] = await self.place(requests[index])
+                    except DomainError as err:
+                        outcomes[index] = err
+
+        workers = min(MAX_BATCH_CONCURRENCY, len(by_account))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        results: list[PlaceOutcome] = []
+        for outcome in outcomes:
+            assert outcome is not None, "every lane fills its orders' slots"
+            results.append(outcome)
+        return results
 
     def _parse(self, request: OrderRequest) -> OrderSpec:
         violations = Violations()
@@ -278,7 +310,10 @@ class OrderDesk:
             booking = book_report(
                 self._store, order.order_id, execution, canceled_now=0, clock=self._clock
             )
-        return await self._finish(booking)
+        # Matched and durably recorded: answer now, settle with risk after.
+        self._booked(booking)
+        self._settlement.settle_later(booking.fills, booking.orders)
+        return self._answer(booking)
 
     async def _unwind_failed_submit(self, order: Order, err: DomainError) -> PlaceOutcome:
         """The submit's outcome is unknown: take the order off the book, then learn
@@ -355,9 +390,16 @@ class OrderDesk:
 
     async def _finish(self, booking: Booking) -> PlaceOutcome:
         """After the commit: the hub poked, risk told, the answer built."""
+        self._booked(booking)
+        await self._settlement.settle(booking.fills, booking.orders)
+        return self._answer(booking)
+
+    def _booked(self, booking: Booking) -> None:
         saga_step("booked", status=booking.order.status.name, fills=len(booking.fills))
         self._committed(booking)
-        await self._settlement.settle(booking.fills, booking.orders)
+
+    def _answer(self, booking: Booking) -> PlaceOutcome:
+        """The placement's answer, from its committed booking."""
         order = booking.order
         if order.status is OrderStatus.REJECTED:
             return error_from_code(order.error_code, order.reject_reason)
@@ -464,11 +506,23 @@ class OrderDesk:
         violations.raise_if_any()
         return self.events.subscribe(account_id)
 
-    async def drain(self) -> None:
-        """Waits for placements and cancels in progress (on shutdown)."""
+    async def settled(self, within_seconds: float | None = None) -> bool:
+        """Waits for the risk settlements placements started after answering;
+        False when `within_seconds` passed first (the rest stays due in the outbox)."""
+        return await self._settlement.settled(within_seconds)
+
+    async def drain(self, settle_seconds: float = DRAIN_SETTLE_SECONDS) -> None:
+        """Waits for placements and cancels in progress (on shutdown), then for
+        their settlements, up to `settle_seconds`: what is left then stays due
+        in the outbox for the next process on this store."""
         tasks = [p.task for p in self._placing.values()] + self._canceler.in_flight
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if not await self._settlement.settled(settle_seconds):
+            _LOGGER.warning(
+                "risk settlements still running after %.1f s; the outbox retries them",
+                settle_seconds,
+            )
 
 
 def _key_reused(client_order_id: str, order_id: str) -> AlreadyExists:

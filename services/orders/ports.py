@@ -10,9 +10,11 @@ deadline) is Unavailable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.errors import DomainError
 from services.model import OrderSpec, OrderStatus
 
 
@@ -32,6 +34,39 @@ class Released:
 
     quantity: int
     cash: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillDue:
+    """One fill to book at RiskService (what an ApplyFill carries)."""
+
+    reservation_id: str
+    account_id: str
+    trade_id: str
+    price: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDue:
+    """One reservation to release (what a Release carries)."""
+
+    reservation_id: str
+    account_id: str
+
+
+# One item's outcome in a settle(): the fill's "replayed" flag or the release's
+# Released, or the DomainError its own call would have raised.
+FillOutcome = bool | DomainError
+ReleaseOutcome = Released | DomainError
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """settle()'s answer: one outcome per item, in the order of the call."""
+
+    fills: tuple[FillOutcome, ...]
+    releases: tuple[ReleaseOutcome, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +115,13 @@ class RiskPort(Protocol):
     ) -> bool:
         """Books one fill against its reservation; idempotent on (reservation_id,
         trade_id). Returns True when it had been applied before."""
+        ...
+
+    async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
+        """Every fill, then every release, each exactly as apply_fill and release
+        (same checks, same idempotency), in as few calls as the accounts' owners
+        allow. Never raises: each item gets its outcome, a refusal keeping its
+        class, Unavailable when the call carrying it failed."""
         ...
 
 

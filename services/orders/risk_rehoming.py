@@ -8,6 +8,7 @@ order still needs on the account's current owner (Reserve with the order id as
 reservation id and, as quantity, its open quantity plus its fills not yet applied
 there) and retries the call once. A Release is only sent for a settled order, which
 needs nothing more: NOT_FOUND means nothing is held there, and the release is done.
+A batched settle() gets the same treatment item by item.
 
 Only reservations are rebuilt: the cash and positions the old instance held are
 not (README "When an instance goes away").
@@ -16,11 +17,21 @@ not (README "When an instance goes away").
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
 from services.errors import DomainError, NotFound
 from services.model import OrderSpec
-from services.orders.ports import Hold, Released, RiskPort
+from services.orders.ports import (
+    FillDue,
+    FillOutcome,
+    Hold,
+    Released,
+    ReleaseDue,
+    ReleaseOutcome,
+    RiskPort,
+    Settled,
+)
 from services.orders.store import OrderStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,15 +73,28 @@ class RehomingRisk:
         try:
             return await self._risk.release(reservation_id, account_id)
         except NotFound:
-            # Only settled orders are released: nothing is left to re-reserve, and an
-            # instance without the reservation holds nothing for it.
-            _LOGGER.warning(
-                "release of order %s: RiskService has no reservation for it (account %s "
-                "moved to another instance?); nothing is held there",
-                reservation_id,
-                account_id,
-            )
-            return Released(0, 0)
+            return _nothing_held(reservation_id, account_id)
+
+    async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
+        settled = await self._risk.settle(fills, releases)
+        fill_outcomes: list[FillOutcome] = list(settled.fills)
+        again = [
+            index
+            for index, (fill, outcome) in enumerate(zip(fills, fill_outcomes, strict=True))
+            if isinstance(outcome, NotFound)
+            and await self._reserve_again(fill.reservation_id, fill.trade_id, fill.quantity)
+        ]
+        if again:
+            retried = await self._risk.settle([fills[i] for i in again], ())
+            for index, outcome in zip(again, retried.fills, strict=True):
+                fill_outcomes[index] = outcome
+        release_outcomes: list[ReleaseOutcome] = [
+            _nothing_held(release.reservation_id, release.account_id)
+            if isinstance(outcome, NotFound)
+            else outcome
+            for release, outcome in zip(releases, settled.releases, strict=True)
+        ]
+        return Settled(tuple(fill_outcomes), tuple(release_outcomes))
 
     async def _reserve_again(self, reservation_id: str, trade_id: str, quantity: int) -> bool:
         """Reserves what the order still needs on the account's current owner: its
@@ -99,3 +123,15 @@ class RehomingRisk:
             _LOGGER.error("re-reserving order %s failed: %s", reservation_id, err)
             return False
         return True
+
+
+def _nothing_held(reservation_id: str, account_id: str) -> Released:
+    # Only settled orders are released: nothing is left to re-reserve, and an
+    # instance without the reservation holds nothing for it.
+    _LOGGER.warning(
+        "release of order %s: RiskService has no reservation for it (account %s "
+        "moved to another instance?); nothing is held there",
+        reservation_id,
+        account_id,
+    )
+    return Released(0, 0)

@@ -1,15 +1,27 @@
 """Settlement with RiskService through the outbox in the store.
 
 Risk calls after a commit go through an outbox (store columns): each fill is
-applied at RiskService, and a settled order's reservation released. Anything
+applied at RiskService, and a settled order's reservation released, in batched
+Settle calls shared by concurrent settlements (risk_batches.py). Anything
 RiskService does not confirm stays due and is retried by `settle_outbox`, so
 nothing stays reserved for nothing and no fill is lost. A reservation is released
 only once its order is settled and all its fills are applied, because RiskService
 refuses a fill that arrives after the release.
+
+PlaceOrder answers before it settles (`settle_later`): the calls run in a task of
+their own, spawned in the placement's context so their spans stay in the order's
+trace. That is safe for the limits: until settled, the reservation still holds the
+order's worst case (cash at the reserved price, position capacity for the open
+quantity), and ApplyFill and Release only give capacity back or move it from
+reserved to filled, never take more; so a late settlement can leave an account
+short of buying power for a moment, never let it overspend. The idempotency keys
+are the same ((reservation_id, trade_id) per fill; reservation_id per release), and
+a task that fails, or dies with the process, leaves its calls due in the outbox.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -17,8 +29,10 @@ from services.errors import DomainError
 from services.model import OrderStatus
 from services.orders.failures import RETRYABLE
 from services.orders.lifecycle import Fill
-from services.orders.ports import RiskPort
-from services.orders.saga_trace import saga_step
+from services.orders.outbox_marks import OutboxMarks
+from services.orders.ports import FillDue, ReleaseDue, RiskPort
+from services.orders.risk_batches import SettleBatcher
+from services.orders.saga_trace import saga_step, settlement_span
 from services.orders.store import OrderStore, Outbox
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,7 +44,14 @@ class RiskSettlement:
 
     def __init__(self, store: OrderStore, risk: RiskPort) -> None:
         self._store = store
-        self._risk = risk
+        # Every risk call of this process's settlements (placements, cancels, the
+        # outbox) goes through one batcher: concurrent ones share a Settle call.
+        self._batcher = SettleBatcher(risk)
+        # The settlements one Settle answer resumes mark the outbox in one
+        # transaction (outbox_marks.py).
+        self._marks = OutboxMarks(store)
+        # Settlements started by settle_later and not finished yet.
+        self._later: set[asyncio.Task[None]] = set()
 
     async def settle(self, fills: Iterable[Fill], order_ids: Iterable[str] | None) -> None:
         """Applies `fills` at RiskService, then releases the reservations of the
@@ -41,39 +62,69 @@ class RiskSettlement:
         else:
             saga_step("settlement_deferred", reason="risk unreachable; fills stay due")
 
+    def settle_later(self, fills: Iterable[Fill], order_ids: Iterable[str]) -> None:
+        """settle() in a task of its own, so the caller can answer first. The task
+        copies the caller's context: its calls stay in the caller's trace."""
+        task = asyncio.get_running_loop().create_task(
+            self._settle_later(list(fills), set(order_ids))
+        )
+        self._later.add(task)
+        task.add_done_callback(self._done_later)
+
+    async def _settle_later(self, fills: list[Fill], order_ids: set[str]) -> None:
+        with settlement_span():
+            await self.settle(fills, order_ids)
+
+    def _done_later(self, task: asyncio.Task[None]) -> None:
+        self._later.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Whatever it did not confirm stays due: the outbox pass retries it.
+            _LOGGER.error("settlement failed; the outbox retries it", exc_info=task.exception())
+
+    async def settled(self, within_seconds: float | None = None) -> bool:
+        """Waits for the settlements settle_later started, including those started
+        meanwhile; False when `within_seconds` passed first (what is left stays due
+        in the outbox)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if within_seconds is None else loop.time() + within_seconds
+        while self._later:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return False
+            await asyncio.wait(set(self._later), timeout=left)
+        return True
+
     async def settle_outbox(self) -> int:
         """Retries every risk call still due; returns how many remain due."""
         await self.settle(self._store.fills_due(), None)
         return self._store.outbox_backlog()
 
     async def _apply_fills(self, fills: Iterable[Fill]) -> bool:
-        """Applies each fill in turn; False when RiskService was unreachable (the
-        rest stay due, and no release may overtake them)."""
+        """Applies the fills in one batched call; False when RiskService was
+        unreachable for any of them (those stay due, and no release may overtake
+        them)."""
+        batch = list(fills)
+        if not batch:
+            return True
+        due = []
+        for fill in batch:
+            owner = self._store.get(fill.order_id)
+            account_id = owner.account_id if owner is not None else ""
+            due.append(FillDue(fill.order_id, account_id, fill.trade_id, fill.price, fill.quantity))
+        settled = await self._batcher.settle(due, ())
         applied: list[tuple[Fill, Outbox]] = []
         reachable = True
-        for fill in fills:
-            owner = self._store.get(fill.order_id)
-            try:
-                await self._risk.apply_fill(
-                    reservation_id=fill.order_id,
-                    account_id=owner.account_id if owner is not None else "",
-                    trade_id=fill.trade_id,
-                    price=fill.price,
-                    quantity=fill.quantity,
-                )
-            except RETRYABLE as err:
-                _LOGGER.info("fill %s/%s stays due: %s", fill.trade_id, fill.order_id, err)
+        for fill, outcome in zip(batch, settled.fills, strict=True):
+            if isinstance(outcome, RETRYABLE):
+                _LOGGER.info("fill %s/%s stays due: %s", fill.trade_id, fill.order_id, outcome)
                 reachable = False
-                break
-            except DomainError as err:
-                _LOGGER.error("risk refused fill %s/%s: %s", fill.trade_id, fill.order_id, err)
+            elif isinstance(outcome, DomainError):
+                _LOGGER.error("risk refused fill %s/%s: %s", fill.trade_id, fill.order_id, outcome)
                 applied.append((fill, Outbox.FAILED))
             else:
                 applied.append((fill, Outbox.DONE))
         if applied:
-            with self._store.transaction():
-                for fill, state in applied:
-                    self._store.mark_fill(fill, state)
+            await self._marks.write(applied, [])
             saga_step("fills_applied", count=len(applied))
         return reachable
 
@@ -84,22 +135,21 @@ class RiskSettlement:
         # each ApplyFill took its quantity (and the cash at the reserved price) off
         # the reservation, so a Release would answer 0 and 0. Skip the call.
         empty = self._store.fully_applied(o.order_id for o in due if o.status is OrderStatus.FILLED)
+        to_send = []
         for order in due:
             if order.order_id in empty:
                 released.append((order.order_id, Outbox.DONE))
-                continue
-            try:
-                await self._risk.release(order.order_id, order.account_id)
-            except RETRYABLE as err:
-                _LOGGER.info("release of %s stays due: %s", order.order_id, err)
-                break
-            except DomainError as err:
-                _LOGGER.error("risk refused to release %s: %s", order.order_id, err)
-                released.append((order.order_id, Outbox.FAILED))
             else:
-                released.append((order.order_id, Outbox.DONE))
+                to_send.append(ReleaseDue(order.order_id, order.account_id))
+        settled = await self._batcher.settle((), to_send)
+        for release, outcome in zip(to_send, settled.releases, strict=True):
+            if isinstance(outcome, RETRYABLE):
+                _LOGGER.info("release of %s stays due: %s", release.reservation_id, outcome)
+            elif isinstance(outcome, DomainError):
+                _LOGGER.error("risk refused to release %s: %s", release.reservation_id, outcome)
+                released.append((release.reservation_id, Outbox.FAILED))
+            else:
+                released.append((release.reservation_id, Outbox.DONE))
         if released:
-            with self._store.transaction():
-                for order_id, state in released:
-                    self._store.mark_release(order_id, state)
+            await self._marks.write([], released)
             saga_step("released", count=len(released))

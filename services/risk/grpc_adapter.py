@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import grpc
 
+from services.errors import DomainError
 from services.risk.accounts import Account, Reservation, RiskBook
+from services.runtime.status import to_rpc_status
 from trading.v1 import risk_pb2, risk_pb2_grpc
 
 
@@ -56,6 +58,40 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
         return risk_pb2.ApplyFillResponse(
             account=account_to_proto(result.account), replayed=result.replayed
         )
+
+    async def Settle(
+        self, request: risk_pb2.SettleRequest, context: grpc.aio.ServicerContext
+    ) -> risk_pb2.SettleResponse:
+        # Each item as its own ApplyFill or Release; a refusal is that item's status.
+        # Fills first: a release gives back all a reservation holds, so a fill after
+        # it would be refused.
+        reply = risk_pb2.SettleResponse()
+        for fill in request.fills:
+            try:
+                result = self._book.apply_fill(
+                    reservation_id=fill.reservation_id,
+                    trade_id=fill.trade_id,
+                    price=fill.price,
+                    quantity=fill.quantity,
+                    account_id=fill.account_id,
+                )
+            except DomainError as err:
+                reply.fills.add(error=to_rpc_status(err))
+            else:
+                reply.fills.add(replayed=result.replayed)
+        for release in request.releases:
+            try:
+                freed = self._book.release(release.reservation_id, release.account_id)
+            except DomainError as err:
+                reply.releases.add(error=to_rpc_status(err))
+            else:
+                reply.releases.add(
+                    released=risk_pb2.ReleaseResponse(
+                        released_quantity=freed.released_quantity,
+                        released_cash=freed.released_cash,
+                    )
+                )
+        return reply
 
     async def GetAccount(
         self, request: risk_pb2.GetAccountRequest, context: grpc.aio.ServicerContext

@@ -7,7 +7,11 @@ and domain errors propagate to the runtime, which answers problem documents.
     POST /v1/reservations                               Reserve
     POST /v1/reservations/{reservation_id}:release      Release
     POST /v1/reservations/{reservation_id}/fills        ApplyFill
+    POST /v1/reservations:settle                        Settle
     GET  /v1/accounts/{account_id}                      GetAccount
+
+Settle answers each item with its outcome, a refused item with its problem
+document (as the single call would have answered it) under "error".
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict
 
+from services.errors import DomainError
 from services.risk.accounts import Account, Reservation, RiskBook
 from services.runtime.rest.enums import SideName
+from services.runtime.rest.problems import error_body
 from services.runtime.rest.responses import JsonResponse
 from trading.v1 import common_pb2
 
@@ -56,6 +62,37 @@ class ApplyFillRequest(BaseModel):
     trade_id: str = ""
     price: int = 0
     quantity: int = 0
+
+
+class SettleFill(BaseModel):
+    """trading.v1.ApplyFillRequest, one fill of a Settle call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reservation_id: str = ""
+    account_id: str = ""
+    trade_id: str = ""
+    price: int = 0
+    quantity: int = 0
+
+
+class SettleRelease(BaseModel):
+    """trading.v1.ReleaseRequest, one release of a Settle call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reservation_id: str = ""
+    account_id: str = ""
+
+
+class SettleRequest(BaseModel):
+    """trading.v1.SettleRequest: fills, then releases, each answered on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = ""
+    fills: list[SettleFill] = []
+    releases: list[SettleRelease] = []
 
 
 def reservation_dict(reservation: Reservation) -> dict[str, Any]:
@@ -142,6 +179,41 @@ def risk_router(book: RiskBook) -> APIRouter:
             account_id=request.account_id,
         )
         return JsonResponse({"account": account_dict(result.account), "replayed": result.replayed})
+
+    @router.post(
+        "/v1/reservations:settle",
+        name="Settle",
+        summary="Apply fills, then release reservations, each answered on its own",
+    )
+    async def settle(request: SettleRequest) -> JsonResponse:
+        # As the gRPC Settle: fills first, a refusal is that item's problem document.
+        fills: list[dict[str, Any]] = []
+        for fill in request.fills:
+            try:
+                result = book.apply_fill(
+                    reservation_id=fill.reservation_id,
+                    trade_id=fill.trade_id,
+                    price=fill.price,
+                    quantity=fill.quantity,
+                    account_id=fill.account_id,
+                )
+            except DomainError as err:
+                fills.append({"error": error_body(err)})
+            else:
+                fills.append({"replayed": result.replayed})
+        releases: list[dict[str, Any]] = []
+        for release in request.releases:
+            try:
+                freed = book.release(release.reservation_id, release.account_id)
+            except DomainError as err:
+                releases.append({"error": error_body(err)})
+            else:
+                released = {
+                    "released_quantity": freed.released_quantity,
+                    "released_cash": freed.released_cash,
+                }
+                releases.append({"released": released})
+        return JsonResponse({"fills": fills, "releases": releases})
 
     @router.get("/v1/accounts/{account_id}", name="GetAccount", summary="An account's state")
     async def get_account(account_id: str) -> JsonResponse:

@@ -144,15 +144,22 @@ def test_one_order_is_one_trace_across_every_hop(traced_calls) -> None:
 
     assert len(downstream(spans, served, "risk", "/trading.v1.RiskService/Reserve")) == 1
     assert len(downstream(spans, served, "matching", "/trading.v1.MatchingEngine/Submit")) == 1
-    # It traded with bob's offer: both fills are applied (taker's and maker's).
-    assert len(downstream(spans, served, "risk", "/trading.v1.RiskService/ApplyFill")) == 2
+    # It traded with bob's offer: both fills (taker's and maker's) are applied in one
+    # Settle call, after the answer, in a span of their own under the PlaceOrder span.
+    settle = only(spans, "settle risk", "orders", "INTERNAL", served)
+    assert len(downstream(spans, settle, "risk", "/trading.v1.RiskService/Settle")) == 1
+    assert [c["name"] for c in children(spans, served)] == [
+        "mesh risk",
+        "mesh matching",
+        "settle risk",
+    ]
 
     for span in spans:
         assert span["status_code"] != "ERROR", span
         assert span["attributes"].get("rpc.grpc.status_code", 0) == 0, span
     steps = [e["name"] for e in served["events"]]
-    assert steps[:3] == ["saga.reserved", "saga.submitted", "saga.booked"]
-    assert "saga.fills_applied" in steps
+    assert steps == ["saga.reserved", "saga.submitted", "saga.booked"]
+    assert [e["name"] for e in settle["events"]] == ["saga.fills_applied", "saga.released"]
     assert served["attributes"]["trademesh.account_id"] == "alice"
     # Health watches, etcd and reflection make no spans: only trading.v1 calls do.
     assert all("trading.v1." in s["name"] or s["kind"] == "INTERNAL" for s in traced_calls["all"])

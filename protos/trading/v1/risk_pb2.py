@@ -22,38 +22,47 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from trading.v1 import common_pb2 as trading_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15trading/v1/risk.proto\x12\ntrading.v1\x1a\x17trading/v1/common.proto\"\x8d\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\"\xa6\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x15\n\ropen_quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\x12\x15\n\rreserved_cash\x18\x07 \x01(\x03\"Q\n\x0fReserveResponse\x12,\n\x0breservation\x18\x01 \x01(\x0b\x32\x17.trading.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"<\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"C\n\x0fReleaseResponse\x12\x19\n\x11released_quantity\x18\x01 \x01(\x03\x12\x15\n\rreleased_cash\x18\x02 \x01(\x03\"q\n\x10\x41pplyFillRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x10\n\x08trade_id\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x03\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x12\n\naccount_id\x18\x05 \x01(\t\"K\n\x11\x41pplyFillResponse\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.trading.v1.Account\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"Z\n\nRiskLimits\x12\x1a\n\x12max_order_quantity\x18\x01 \x01(\x03\x12\x1a\n\x12max_order_notional\x18\x02 \x01(\x03\x12\x14\n\x0cmax_position\x18\x03 \x01(\x03\"Y\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x14\n\x0creserved_buy\x18\x03 \x01(\x03\x12\x15\n\rreserved_sell\x18\x04 \x01(\x03\"\xa9\x01\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63\x61sh\x18\x02 \x01(\x03\x12\x15\n\rreserved_cash\x18\x03 \x01(\x03\x12\x14\n\x0c\x62uying_power\x18\x04 \x01(\x03\x12\'\n\tpositions\x18\x05 \x03(\x0b\x32\x14.trading.v1.Position\x12&\n\x06limits\x18\x06 \x01(\x0b\x32\x16.trading.v1.RiskLimits2\xa1\x02\n\x0bRiskService\x12\x42\n\x07Reserve\x12\x1a.trading.v1.ReserveRequest\x1a\x1b.trading.v1.ReserveResponse\x12\x42\n\x07Release\x12\x1a.trading.v1.ReleaseRequest\x1a\x1b.trading.v1.ReleaseResponse\x12H\n\tApplyFill\x12\x1c.trading.v1.ApplyFillRequest\x1a\x1d.trading.v1.ApplyFillResponse\x12@\n\nGetAccount\x12\x1d.trading.v1.GetAccountRequest\x1a\x13.trading.v1.Accountb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15trading/v1/risk.proto\x12\ntrading.v1\x1a\x17google/rpc/status.proto\x1a\x17trading/v1/common.proto\"\x8d\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\"\xa6\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12\x15\n\ropen_quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x03\x12\x15\n\rreserved_cash\x18\x07 \x01(\x03\"Q\n\x0fReserveResponse\x12,\n\x0breservation\x18\x01 \x01(\x0b\x32\x17.trading.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"<\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"C\n\x0fReleaseResponse\x12\x19\n\x11released_quantity\x18\x01 \x01(\x03\x12\x15\n\rreleased_cash\x18\x02 \x01(\x03\"q\n\x10\x41pplyFillRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x10\n\x08trade_id\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x03\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x12\n\naccount_id\x18\x05 \x01(\t\"K\n\x11\x41pplyFillResponse\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.trading.v1.Account\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"Z\n\nRiskLimits\x12\x1a\n\x12max_order_quantity\x18\x01 \x01(\x03\x12\x1a\n\x12max_order_notional\x18\x02 \x01(\x03\x12\x14\n\x0cmax_position\x18\x03 \x01(\x03\"Y\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x14\n\x0creserved_buy\x18\x03 \x01(\x03\x12\x15\n\rreserved_sell\x18\x04 \x01(\x03\"\xa9\x01\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63\x61sh\x18\x02 \x01(\x03\x12\x15\n\rreserved_cash\x18\x03 \x01(\x03\x12\x14\n\x0c\x62uying_power\x18\x04 \x01(\x03\x12\'\n\tpositions\x18\x05 \x03(\x0b\x32\x14.trading.v1.Position\x12&\n\x06limits\x18\x06 \x01(\x0b\x32\x16.trading.v1.RiskLimits\"~\n\rSettleRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12+\n\x05\x66ills\x18\x02 \x03(\x0b\x32\x1c.trading.v1.ApplyFillRequest\x12,\n\x08releases\x18\x03 \x03(\x0b\x32\x1a.trading.v1.ReleaseRequest\"Q\n\x0bSettledFill\x12\x12\n\x08replayed\x18\x01 \x01(\x08H\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"q\n\x0eSettledRelease\x12/\n\x08released\x18\x01 \x01(\x0b\x32\x1b.trading.v1.ReleaseResponseH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"f\n\x0eSettleResponse\x12&\n\x05\x66ills\x18\x01 \x03(\x0b\x32\x17.trading.v1.SettledFill\x12,\n\x08releases\x18\x02 \x03(\x0b\x32\x1a.trading.v1.SettledRelease2\xe2\x02\n\x0bRiskService\x12\x42\n\x07Reserve\x12\x1a.trading.v1.ReserveRequest\x1a\x1b.trading.v1.ReserveResponse\x12\x42\n\x07Release\x12\x1a.trading.v1.ReleaseRequest\x1a\x1b.trading.v1.ReleaseResponse\x12H\n\tApplyFill\x12\x1c.trading.v1.ApplyFillRequest\x1a\x1d.trading.v1.ApplyFillResponse\x12@\n\nGetAccount\x12\x1d.trading.v1.GetAccountRequest\x1a\x13.trading.v1.Account\x12?\n\x06Settle\x12\x19.trading.v1.SettleRequest\x1a\x1a.trading.v1.SettleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.risk_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVEREQUEST']._serialized_start=63
-  _globals['_RESERVEREQUEST']._serialized_end=204
-  _globals['_RESERVATION']._serialized_start=207
-  _globals['_RESERVATION']._serialized_end=373
-  _globals['_RESERVERESPONSE']._serialized_start=375
-  _globals['_RESERVERESPONSE']._serialized_end=456
-  _globals['_RELEASEREQUEST']._serialized_start=458
-  _globals['_RELEASEREQUEST']._serialized_end=518
-  _globals['_RELEASERESPONSE']._serialized_start=520
-  _globals['_RELEASERESPONSE']._serialized_end=587
-  _globals['_APPLYFILLREQUEST']._serialized_start=589
-  _globals['_APPLYFILLREQUEST']._serialized_end=702
-  _globals['_APPLYFILLRESPONSE']._serialized_start=704
-  _globals['_APPLYFILLRESPONSE']._serialized_end=779
-  _globals['_GETACCOUNTREQUEST']._serialized_start=781
-  _globals['_GETACCOUNTREQUEST']._serialized_end=820
-  _globals['_RISKLIMITS']._serialized_start=822
-  _globals['_RISKLIMITS']._serialized_end=912
-  _globals['_POSITION']._serialized_start=914
-  _globals['_POSITION']._serialized_end=1003
-  _globals['_ACCOUNT']._serialized_start=1006
-  _globals['_ACCOUNT']._serialized_end=1175
-  _globals['_RISKSERVICE']._serialized_start=1178
-  _globals['_RISKSERVICE']._serialized_end=1467
+  _globals['_RESERVEREQUEST']._serialized_start=88
+  _globals['_RESERVEREQUEST']._serialized_end=229
+  _globals['_RESERVATION']._serialized_start=232
+  _globals['_RESERVATION']._serialized_end=398
+  _globals['_RESERVERESPONSE']._serialized_start=400
+  _globals['_RESERVERESPONSE']._serialized_end=481
+  _globals['_RELEASEREQUEST']._serialized_start=483
+  _globals['_RELEASEREQUEST']._serialized_end=543
+  _globals['_RELEASERESPONSE']._serialized_start=545
+  _globals['_RELEASERESPONSE']._serialized_end=612
+  _globals['_APPLYFILLREQUEST']._serialized_start=614
+  _globals['_APPLYFILLREQUEST']._serialized_end=727
+  _globals['_APPLYFILLRESPONSE']._serialized_start=729
+  _globals['_APPLYFILLRESPONSE']._serialized_end=804
+  _globals['_GETACCOUNTREQUEST']._serialized_start=806
+  _globals['_GETACCOUNTREQUEST']._serialized_end=845
+  _globals['_RISKLIMITS']._serialized_start=847
+  _globals['_RISKLIMITS']._serialized_end=937
+  _globals['_POSITION']._serialized_start=939
+  _globals['_POSITION']._serialized_end=1028
+  _globals['_ACCOUNT']._serialized_start=1031
+  _globals['_ACCOUNT']._serialized_end=1200
+  _globals['_SETTLEREQUEST']._serialized_start=1202
+  _globals['_SETTLEREQUEST']._serialized_end=1328
+  _globals['_SETTLEDFILL']._serialized_start=1330
+  _globals['_SETTLEDFILL']._serialized_end=1411
+  _globals['_SETTLEDRELEASE']._serialized_start=1413
+  _globals['_SETTLEDRELEASE']._serialized_end=1526
+  _globals['_SETTLERESPONSE']._serialized_start=1528
+  _globals['_SETTLERESPONSE']._serialized_end=1630
+  _globals['_RISKSERVICE']._serialized_start=1633
+  _globals['_RISKSERVICE']._serialized_end=1987
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from google.rpc import status_pb2 as _status_pb2
 from trading.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -130,3 +131,37 @@ class Account(_message.Message):
     positions: _containers.RepeatedCompositeFieldContainer[Position]
     limits: RiskLimits
     def __init__(self, account_id: _Optional[str] = ..., cash: _Optional[int] = ..., reserved_cash: _Optional[int] = ..., buying_power: _Optional[int] = ..., positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ..., limits: _Optional[_Union[RiskLimits, _Mapping]] = ...) -> None: ...
+
+class SettleRequest(_message.Message):
+    __slots__ = ("account_id", "fills", "releases")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    FILLS_FIELD_NUMBER: _ClassVar[int]
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    fills: _containers.RepeatedCompositeFieldContainer[ApplyFillRequest]
+    releases: _containers.RepeatedCompositeFieldContainer[ReleaseRequest]
+    def __init__(self, account_id: _Optional[str] = ..., fills: _Optional[_Iterable[_Union[ApplyFillRequest, _Mapping]]] = ..., releases: _Optional[_Iterable[_Union[ReleaseRequest, _Mapping]]] = ...) -> None: ...
+
+class SettledFill(_message.Message):
+    __slots__ = ("replayed", "error")
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    replayed: bool
+    error: _status_pb2.Status
+    def __init__(self, replayed: _Optional[bool] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class SettledRelease(_message.Message):
+    __slots__ = ("released", "error")
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    released: ReleaseResponse
+    error: _status_pb2.Status
+    def __init__(self, released: _Optional[_Union[ReleaseResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class SettleResponse(_message.Message):
+    __slots__ = ("fills", "releases")
+    FILLS_FIELD_NUMBER: _ClassVar[int]
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
+    fills: _containers.RepeatedCompositeFieldContainer[SettledFill]
+    releases: _containers.RepeatedCompositeFieldContainer[SettledRelease]
+    def __init__(self, fills: _Optional[_Iterable[_Union[SettledFill, _Mapping]]] = ..., releases: _Optional[_Iterable[_Union[SettledRelease, _Mapping]]] = ...) -> None: ...

@@ -57,6 +57,11 @@ class RiskServiceStub:
                 request_serializer=trading_dot_v1_dot_risk__pb2.GetAccountRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_risk__pb2.Account.FromString,
                 _registered_method=True)
+        self.Settle = channel.unary_unary(
+                '/trading.v1.RiskService/Settle',
+                request_serializer=trading_dot_v1_dot_risk__pb2.SettleRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_risk__pb2.SettleResponse.FromString,
+                _registered_method=True)
 
 
 class RiskServiceServicer:
@@ -97,6 +102,17 @@ class RiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Settle(self, request, context):
+        """Settles many reservations in one call: applies every fill, then every
+        release, each exactly as ApplyFill and Release would (same checks, same
+        idempotency keys), and answers each item on its own, in request order. A
+        refused item does not stop the others. Every item's account must live on
+        the instance the call reaches: callers group items by the account's owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +135,11 @@ def add_RiskServiceServicer_to_server(servicer, server):
                     servicer.GetAccount,
                     request_deserializer=trading_dot_v1_dot_risk__pb2.GetAccountRequest.FromString,
                     response_serializer=trading_dot_v1_dot_risk__pb2.Account.SerializeToString,
+            ),
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=trading_dot_v1_dot_risk__pb2.SettleRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_risk__pb2.SettleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,6 +253,33 @@ class RiskService:
             '/trading.v1.RiskService/GetAccount',
             trading_dot_v1_dot_risk__pb2.GetAccountRequest.SerializeToString,
             trading_dot_v1_dot_risk__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.RiskService/Settle',
+            trading_dot_v1_dot_risk__pb2.SettleRequest.SerializeToString,
+            trading_dot_v1_dot_risk__pb2.SettleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from clients.balancers.endpoint import EndpointStats
@@ -15,7 +15,17 @@ from services.instruments import InstrumentCatalog
 from services.matching.engine import MatchingEngine
 from services.model import OrderSpec
 from services.orders.placement import OrderRequest
-from services.orders.ports import Execution, Hold, Released, Trade
+from services.orders.ports import (
+    Execution,
+    FillDue,
+    FillOutcome,
+    Hold,
+    Released,
+    ReleaseDue,
+    ReleaseOutcome,
+    Settled,
+    Trade,
+)
 from services.risk.accounts import RiskBook
 
 T = TypeVar("T")
@@ -60,6 +70,7 @@ class InProcessRisk:
     def __init__(self, book: RiskBook) -> None:
         self.book = book
         self.faults = Faults()
+        self.settle_calls: list[int] = []
 
     async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
         result = await self.faults.run(
@@ -96,6 +107,32 @@ class InProcessRisk:
             ),
         )
         return result.replayed
+
+    async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
+        """Each item as its own apply_fill or release (faults included), as
+        RiskService's Settle does; `settle_calls` lists each call's item count."""
+        self.settle_calls.append(len(fills) + len(releases))
+        fill_outcomes: list[FillOutcome] = []
+        for f in fills:
+            try:
+                fill_outcomes.append(
+                    await self.apply_fill(
+                        reservation_id=f.reservation_id,
+                        account_id=f.account_id,
+                        trade_id=f.trade_id,
+                        price=f.price,
+                        quantity=f.quantity,
+                    )
+                )
+            except DomainError as err:
+                fill_outcomes.append(err)
+        release_outcomes: list[ReleaseOutcome] = []
+        for r in releases:
+            try:
+                release_outcomes.append(await self.release(r.reservation_id, r.account_id))
+            except DomainError as err:
+                release_outcomes.append(err)
+        return Settled(tuple(fill_outcomes), tuple(release_outcomes))
 
 
 class InProcessMatching:

@@ -143,6 +143,7 @@ async def test_a_trade_books_fills_on_both_sides(orders: OrdersServer, downstrea
         orders_pb2.GetOrderRequest(account_id="bob", order_id=maker.order.order_id)
     )
     assert (bob.status, bob.filled_quantity) == (common_pb2.ORDER_STATUS_PARTIALLY_FILLED, 4)
+    assert await orders.servicer.desk.settled(within_seconds=5), "risk settles after the answer"
     alice = await downstream.risk.GetAccount(risk_pb2.GetAccountRequest(account_id="alice"))
     assert (alice.reserved_cash, [p.quantity for p in alice.positions]) == (0, [4])
 

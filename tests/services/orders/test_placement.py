@@ -88,6 +88,7 @@ async def test_a_crossing_order_fills_both_sides_and_books_them_at_risk(
     bob = desk.get("bob", order_id=maker.order_id)
     assert (bob.status, bob.filled_quantity, bob.open_quantity) == (PARTIAL, 4, 6)
 
+    assert await desk.settled()  # risk settles after the answer
     # Risk booked both sides; alice's unused price improvement was released.
     assert (risk_book.account("alice").cash, position(risk_book, "alice")) == (CASH - 40_000, 4)
     assert reserved(risk_book, "alice") == (0, 0, 0)
@@ -101,6 +102,7 @@ async def test_an_ioc_rest_is_canceled_and_released(desk: OrderDesk, risk_book: 
 
     assert (placed.order.status, placed.order.filled_quantity) == (CANCELED, 3)
     assert placed.order.canceled_quantity == 7 and placed.order.is_settled
+    assert await desk.settled()
     assert position(risk_book, "alice") == 3
     assert reserved(risk_book, "alice") == (0, 0, 0)
 
@@ -111,6 +113,7 @@ async def test_a_market_order_with_nothing_to_take_is_canceled_not_rejected(
     placed = await desk.place(order(type=MARKET, price=0, quantity=5))
     assert placed.order.spec.time_in_force is TimeInForce.IOC
     assert (placed.order.status, placed.order.filled_quantity) == (CANCELED, 0)
+    assert await desk.settled()
     assert reserved(risk_book, "alice") == (0, 0, 0)
 
 
@@ -402,6 +405,7 @@ async def test_fills_risk_did_not_confirm_are_retried_before_the_release(
     placed = await desk.place(order("alice", "b-1", quantity=4, price=10_100))
 
     assert placed.order.status is FILLED, "the placement itself succeeded"
+    assert await desk.settled()
     assert position(risk_book, "alice") == 0
     assert reserved(risk_book, "alice") == (40_400, 4, 0), "held until its fill is applied"
     assert await desk.settle_outbox() == 0
@@ -431,6 +435,7 @@ async def test_a_fill_recorded_after_its_order_was_canceled_still_reaches_risk(
     gate.set()
     with caplog.at_level(logging.WARNING):
         await taking
+        assert await desk.settled()
     bob = desk.get("bob", order_id=maker.order_id)
     assert (bob.status, bob.filled_quantity, bob.is_settled) == (CANCELED, 4, True)
     assert (position(risk_book, "bob"), reserved(risk_book, "bob")) == (-4, (0, 0, 0))
@@ -445,9 +450,10 @@ async def test_a_settled_order_is_released_only_after_its_fills_reach_risk(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     maker = (await desk.place(order("bob", "s-1", side=SELL, quantity=10))).order
-    gate = risk.faults.hold("apply_fill")  # the taker's placement stalls at its first fill
+    gate = risk.faults.hold("apply_fill")  # the taker's settlement stalls at its first fill
     taking = asyncio.create_task(desk.place(order("alice", "b-1", quantity=4)))
     await until(lambda: "apply_fill" in risk.faults.calls and position(risk_book, "alice") == 4)
+    assert taking.done(), "PlaceOrder answered before settling"
 
     # Both fills are stored; bob's is still to be applied when his cancel settles him.
     canceled = await desk.cancel("bob", order_id=maker.order_id)
@@ -457,6 +463,7 @@ async def test_a_settled_order_is_released_only_after_its_fills_reach_risk(
     gate.set()
     with caplog.at_level(logging.WARNING):
         await taking
+        assert await desk.settled()
     assert (position(risk_book, "bob"), reserved(risk_book, "bob")) == (-4, (0, 0, 0))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     await settle_loop_is_idle(desk)
@@ -475,6 +482,7 @@ async def test_cancel_takes_the_rest_off_the_book_and_releases_it(
     assert canceled.canceled_quantity == 7
     assert (canceled.order.status, canceled.order.filled_quantity) == (CANCELED, 3)
     assert engine.book("AAPL").bids == ()
+    assert await desk.settled()  # the release waits for the fill's settlement
     assert reserved(risk_book, "alice") == (0, 0, 0)
 
     again = await desk.cancel("alice", order_id=placed.order.order_id)
@@ -653,7 +661,88 @@ async def test_a_filled_order_holds_nothing_and_sends_no_release(
     taker = await desk.place(order("alice", "b-1", quantity=4, price=10_100))
 
     assert taker.order.status is FILLED
+    assert await desk.settled()
     assert risk.faults.calls.count("release") == before, "ApplyFill emptied the reservation"
     assert reserved(risk_book, "alice") == (0, 0, 0), "the price improvement went back too"
     assert desk._store.releases_due() == [], "the release is recorded as done"
     await settle_loop_is_idle(desk)
+
+
+async def test_a_batch_runs_accounts_concurrently_and_each_account_in_order(
+    desk: OrderDesk, risk: InProcessRisk
+) -> None:
+    gate = risk.faults.hold("reserve")  # alice's first order stalls at its reserve
+    batch = asyncio.create_task(
+        desk.place_batch(
+            [
+                order("alice", "a-1", quantity=5),
+                order("bob", "b-1", quantity=6),
+                order("alice", "a-2", quantity=7),
+                order("carol", "c-1", quantity=8),
+            ]
+        )
+    )
+    # bob and carol go ahead; alice's second order waits for her first.
+    await until(lambda: risk.faults.calls.count("reserve") == 3)
+    await until(lambda: len(desk.list_orders("carol").orders) == 1)
+    assert [o.client_order_id for o in desk.list_orders("alice").orders] == ["a-1"]
+    assert not batch.done()
+
+    gate.set()
+    outcomes = await batch
+    assert [o.order.client_order_id for o in outcomes if isinstance(o, Placement)] == [
+        "a-1",
+        "b-1",
+        "a-2",
+        "c-1",
+    ], "results in request order"
+    assert [o.order.spec.quantity for o in outcomes if isinstance(o, Placement)] == [5, 6, 7, 8]
+    assert risk.faults.calls.count("reserve") == 4
+
+
+async def test_concurrent_settlements_share_settle_calls_and_transactions(
+    desk: OrderDesk, risk: InProcessRisk, risk_book: RiskBook
+) -> None:
+    makers = [order(f"seller-{i}", f"s-{i}", side=SELL, quantity=2) for i in range(40)]
+    assert all(isinstance(o, Placement) for o in await desk.place_batch(makers))
+    marks_before = desk._settlement._marks.transactions
+    calls_before = len(risk.settle_calls)
+
+    takers = [order(f"buyer-{i}", f"b-{i}", quantity=2) for i in range(40)]
+    outcomes = await desk.place_batch(takers)
+    assert await desk.settled()
+
+    assert all(isinstance(o, Placement) and o.order.status is FILLED for o in outcomes)
+    calls = risk.settle_calls[calls_before:]
+    assert sum(calls) == 80, "every fill settled once (taker and maker)"
+    assert len(calls) < 20, f"settlements shared Settle calls: {calls}"
+    assert desk._settlement._marks.transactions - marks_before < 20
+    for i in range(40):
+        assert (position(risk_book, f"buyer-{i}"), reserved(risk_book, f"buyer-{i}")) == (
+            2,
+            (0, 0, 0),
+        )
+        assert (position(risk_book, f"seller-{i}"), reserved(risk_book, f"seller-{i}")) == (
+            -2,
+            (0, 0, 0),
+        )
+    await settle_loop_is_idle(desk)
+
+
+async def test_a_drain_waits_for_settlements_within_its_bound(
+    desk: OrderDesk, risk: InProcessRisk, risk_book: RiskBook, caplog: pytest.LogCaptureFixture
+) -> None:
+    await desk.place(order("bob", "s-1", side=SELL, quantity=4))
+    gate = risk.faults.hold("apply_fill")
+    placed = await desk.place(order("alice", "b-1", quantity=4))
+    assert placed.order.status is FILLED
+
+    with caplog.at_level(logging.WARNING):
+        await desk.drain(settle_seconds=0.05)
+    assert "risk settlements still running after 0.1 s" in caplog.text
+    assert desk._store.outbox_backlog() > 0, "what did not settle stays due"
+
+    gate.set()
+    await desk.drain()
+    assert desk._store.outbox_backlog() == 0
+    assert (position(risk_book, "alice"), reserved(risk_book, "alice")) == (4, (0, 0, 0))

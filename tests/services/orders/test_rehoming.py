@@ -87,6 +87,7 @@ async def test_orders_of_an_engine_that_left_rest_again_on_the_new_owner_in_time
     lower = (await desk.place(order("carol", "c-1", quantity=7, price=9_900))).order
     await desk.place(order("dave", "d-1", side=SELL, quantity=4, price=10_000))  # fills 4 of first
     other = (await desk.place(order("erin", "e-1", quantity=3, symbol=OF_M1))).order
+    assert await desk.settled()
     reserved = risk_book.account("alice").reserved_cash
     assert ring.book(M0, OF_M0) == [(10_000, 11, 2), (9_900, 7, 1)]
 

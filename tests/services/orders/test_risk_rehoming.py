@@ -54,6 +54,7 @@ async def test_a_fill_for_an_account_that_moved_is_reserved_again_and_applied(
 
     with caplog.at_level(logging.WARNING):
         await desk.place(order("alice", "b-1", quantity=4, price=10_000))
+        assert await desk.settled()
 
     assert f"of order {maker.order_id}: RiskService has no reservation" in caplog.text
     assert "re-reserving 10 there" in caplog.text  # open 6 + the 4 being applied

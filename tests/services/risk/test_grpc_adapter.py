@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
+from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
 from clients.channel_options import plaintext_channel
@@ -169,3 +169,51 @@ async def test_reused_id_is_already_exists(risk: risk_pb2_grpc.RiskServiceStub) 
         await risk.Reserve(order(quantity=11))
     assert excinfo.value.code() is grpc.StatusCode.ALREADY_EXISTS
     assert "o-1" in (excinfo.value.details() or "")
+
+
+async def test_settle_answers_each_item_as_its_own_call_would(
+    risk: risk_pb2_grpc.RiskServiceStub,
+) -> None:
+    await risk.Reserve(order("o-1", quantity=10, price=1_000))
+    await risk.Reserve(order("o-2", account_id="acc-2", side=SELL, quantity=5, price=900))
+
+    def fill(rid: str, trade: str, price: int, qty: int) -> risk_pb2.ApplyFillRequest:
+        return risk_pb2.ApplyFillRequest(
+            reservation_id=rid, trade_id=trade, price=price, quantity=qty
+        )
+
+    reply = await risk.Settle(
+        risk_pb2.SettleRequest(
+            account_id="acc-1",
+            fills=[
+                fill("o-1", "t-1", 990, 4),
+                fill("o-2", "t-1", 990, 4),
+                fill("o-1", "t-1", 990, 4),  # a retry: replayed
+                fill("nope", "t-2", 990, 1),  # never reserved
+                fill("o-1", "t-3", 0, 1),  # invalid
+                fill("o-1", "t-4", 1_001, 1),  # above the reserved price
+            ],
+            # After every fill: o-1's release gives back its 6 still open.
+            releases=[risk_pb2.ReleaseRequest(reservation_id="o-1"), risk_pb2.ReleaseRequest()],
+        )
+    )
+
+    outcomes = [f.WhichOneof("outcome") for f in reply.fills]
+    assert outcomes == ["replayed", "replayed", "replayed", "error", "error", "error"]
+    assert [f.replayed for f in reply.fills[:3]] == [False, False, True]
+    codes = [f.error.code for f in reply.fills[3:]]
+    assert codes == [code_pb2.NOT_FOUND, code_pb2.INVALID_ARGUMENT, code_pb2.FAILED_PRECONDITION]
+    assert reply.fills[3].error.message == (
+        "reservation nope does not exist; a fill must follow a Reserve"
+    )
+    bad_request = error_details_pb2.BadRequest()
+    assert reply.fills[4].error.details[0].Unpack(bad_request)
+    assert [v.field for v in bad_request.field_violations] == ["price"]
+
+    released, invalid = reply.releases
+    assert (released.released.released_quantity, released.released.released_cash) == (6, 6_000)
+    assert invalid.error.code == code_pb2.INVALID_ARGUMENT
+    acc1 = await risk.GetAccount(risk_pb2.GetAccountRequest(account_id="acc-1"))
+    assert (acc1.cash, acc1.reserved_cash) == (1_000_000 - 3_960, 0)
+    acc2 = await risk.GetAccount(risk_pb2.GetAccountRequest(account_id="acc-2"))
+    assert [(p.quantity, p.reserved_sell) for p in acc2.positions] == [(-4, 1)]
