@@ -7,7 +7,8 @@ inside a span of this process that is always sampled; the services follow the
 caller's decision (parent-based sampling), so the whole order is traced. It
 prints where metrics, logs and traces are, stops everything (each process
 exports its last spans on the way out) and prints the buy's trace:
-client -> orders -> risk Reserve -> matching Submit -> risk ApplyFill/Release.
+client -> orders -> risk Reserve -> matching Submit, then the settlement that
+follows the answer (risk Settle).
 """
 
 from __future__ import annotations
