@@ -190,8 +190,8 @@ class Clients:
 
     # -- streams ------------------------------------------------------------------
 
-    async def quotes(self, symbols: list[str]) -> AsyncIterator[int]:
-        """The timestamp_ns of every quote one subscriber receives."""
+    async def quotes(self, symbols: list[str]) -> AsyncIterator[tuple[int, int]]:
+        """(timestamp_ns, sequence) of every quote one subscriber receives."""
         if self.client == "python-http":
             assert self.session is not None
             query = "&".join(f"symbols={s}" for s in symbols)
@@ -201,7 +201,8 @@ class Clients:
                     raise CallFailed(f"HTTP {response.status}")
                 async for line in response.content:
                     if line.startswith(b"data:"):
-                        yield orjson.loads(line[5:])["timestamp_ns"]
+                        quote = orjson.loads(line[5:])
+                        yield quote["timestamp_ns"], quote["sequence"]
             return
         stub = marketdata_pb2_grpc.MarketDataServiceStub(self._channel)
         call = stub.StreamQuotes(
@@ -209,7 +210,7 @@ class Clients:
         )
         try:
             async for quote in call:
-                yield quote.timestamp_ns
+                yield quote.timestamp_ns, quote.sequence
         finally:
             call.cancel()
 

@@ -13,7 +13,8 @@ Loads (every loop is bounded by time, every call by CALL_TIMEOUT_S):
   window uses and no connection is opened inside it; how late the generator
   sent its calls (send lag) is reported, since a busy generator sends late;
 - stream: `subscribers` quote streams; the latency of each quote is its receive
-  time minus its `timestamp_ns` (the engine's clock, same host).
+  time minus its `timestamp_ns` (the engine's clock, same host); with
+  `processes`, spread over that many child processes (python_streams.py).
 
 After `warmup_s` the driver prints `MEASURE_START`, measures `duration_s`, prints
 `MEASURE_END` (the orchestrator reads the servers' CPU at both lines) and
@@ -35,6 +36,7 @@ from typing import Any
 import orjson
 
 from bench.drivers.python_calls import CALL_TIMEOUT_S, Call, Clients
+from bench.drivers.python_streams import spread, streams
 from bench.measurement import summarize_latencies
 
 _now = time.perf_counter
@@ -171,43 +173,6 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-async def streams(clients: Clients, spec: dict[str, Any], window: Window) -> dict[str, Any]:
-    symbols = list(spec["symbols"])
-    counts = [0] * int(spec["subscribers"])
-    failures: list[str] = []
-
-    async def subscriber(index: int) -> None:
-        try:
-            async for timestamp_ns in clients.quotes(symbols):
-                received = _now()
-                if window.inside(received):
-                    counts[index] += 1
-                    window.latencies_ms.append((time.time_ns() - timestamp_ns) / 1e6)
-                elif received >= window.end:
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            failures.append(f"{type(err).__name__}: {err}"[:300])
-
-    tasks = [asyncio.create_task(subscriber(i)) for i in range(len(counts))]
-    await _run_window(spec, window)
-    for task in tasks:
-        task.cancel()
-    await _drain(tasks)
-    window.requests = sum(counts)
-    window.errors = len(failures)
-    window.first_error = failures[0] if failures else ""
-    return {
-        "per_subscriber": {
-            "min": min(counts, default=0),
-            "max": max(counts, default=0),
-            "mean": sum(counts) / len(counts) if counts else 0,
-            "silent": sum(1 for c in counts if c == 0),
-        }
-    }
-
-
 async def _run_window(spec: dict[str, Any], window: Window) -> None:
     await asyncio.sleep(spec["warmup_s"])
     window.open()
@@ -271,6 +236,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="trademesh's Python load generator")
     parser.add_argument("--spec", required=True, help="the run, as JSON (see the module doc)")
     spec = orjson.loads(parser.parse_args().spec)
+    if spec["load"] == "stream" and spec.get("processes"):
+        # Subscribers in child driver processes (python_streams.py).
+        _mark("RESULT " + orjson.dumps(spread(spec)).decode())
+        return
     if spec.get("uvloop", True):
         import uvloop
 

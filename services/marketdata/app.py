@@ -13,7 +13,11 @@ from services.errors import Unavailable
 from services.instruments import InstrumentCatalog
 from services.marketdata.engines import EngineFeeds
 from services.marketdata.fanout import DEFAULT_TRADE_QUEUE_SIZE
-from services.marketdata.grpc_adapter import MarketDataFanout, MarketDataServicer
+from services.marketdata.grpc_adapter import (
+    DEFAULT_WRITES_PER_TURN,
+    MarketDataFanout,
+    MarketDataServicer,
+)
 from services.marketdata.quotes import QuoteBoard
 from services.runtime.peers import open_mesh
 from services.runtime.server import ServiceBinding
@@ -43,6 +47,12 @@ class MarketDataSettings(ServerSettings):
         ge=1,
         description="trades a StreamTrades subscriber may fall behind before it is disconnected",
     )
+    writes_per_turn: int = Field(
+        DEFAULT_WRITES_PER_TURN,
+        ge=1,
+        description="gRPC stream writes that may start per event-loop turn, so the engine "
+        "feed keeps up however many subscribers wait (services/marketdata/pacing.py)",
+    )
 
 
 @asynccontextmanager
@@ -52,7 +62,7 @@ async def build_services(settings: MarketDataSettings) -> AsyncIterator[list[Ser
     ends with UNAVAILABLE, then the followers stop."""
     board = QuoteBoard(InstrumentCatalog.default())
     fanout: MarketDataFanout = MarketDataFanout(trade_queue_size=settings.trade_queue_size)
-    servicer = MarketDataServicer(board, fanout)
+    servicer = MarketDataServicer(board, fanout, settings.writes_per_turn)
     async with open_mesh(settings, {"matching": settings.matching_address}) as mesh:
         engines = EngineFeeds((await mesh.channel(MATCHING)).pool, board, fanout)
         engines.start()

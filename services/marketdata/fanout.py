@@ -132,6 +132,15 @@ class QuoteSubscription(_Subscription[Q]):
         self._pending[symbol] = quote  # replaces an unread older quote: conflation
         self._ready.set()
 
+    async def wait(self) -> None:
+        """Returns once the next read will not wait: a quote is pending or the
+        subscription has ended. A writer that must wait for its turn to send
+        (pacing.py) waits here first and reads after, so it sends the newest
+        quote, not one that was replaced while it waited."""
+        while not self._pending and not self._closed:
+            self._ready.clear()
+            await self._ready.wait()
+
     async def __anext__(self) -> Q:
         pending = self._pending
         while True:

@@ -12,12 +12,18 @@ from collections.abc import AsyncIterator
 import grpc
 
 from services.marketdata.fanout import Fanout
+from services.marketdata.pacing import WriteBudget
 from services.marketdata.quotes import Quote, QuoteBoard
 from trading.v1 import common_pb2, marketdata_pb2, marketdata_pb2_grpc
 
 # The fanout carries wire messages: the feed encodes each event once, however
 # many subscribers receive it.
 MarketDataFanout = Fanout[common_pb2.Quote, common_pb2.Trade]
+
+# Stream writes that may start per event-loop turn (pacing.py): few enough that
+# a turn stays well under a millisecond, so the engine's feed (one event per
+# turn) keeps ahead of the engine; enough that an idle turn is never wasted.
+DEFAULT_WRITES_PER_TURN = 16
 
 
 def quote_to_proto(quote: Quote) -> common_pb2.Quote:
@@ -62,11 +68,25 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
     RESOURCE_EXHAUSTED and must resubscribe. Neither slows the other subscribers.
     Trade streams also end with UNAVAILABLE when the engine's feed had a gap
     (services/marketdata/feed.py), and every stream does when the server stops.
+
+    Every write of both streams takes its turn from one WriteBudget
+    (pacing.py), so however many subscribers there are, the feed is read as
+    fast as the engine writes it, and quotes are conflated here instead of
+    aging in the feed's transport buffers. Each write is awaited (grpc.aio
+    resumes the generator once grpc has taken the message), so a stream never
+    hands grpc more than its reader's flow-control window lets through; beyond
+    that, its quotes wait here, conflated.
     """
 
-    def __init__(self, board: QuoteBoard, fanout: MarketDataFanout) -> None:
+    def __init__(
+        self,
+        board: QuoteBoard,
+        fanout: MarketDataFanout,
+        writes_per_turn: int = DEFAULT_WRITES_PER_TURN,
+    ) -> None:
         self._board = board
         self._fanout = fanout
+        self._budget = WriteBudget(writes_per_turn)
 
     async def GetQuote(
         self, request: marketdata_pb2.GetQuoteRequest, context: grpc.aio.ServicerContext
@@ -79,15 +99,26 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         board = self._board
         symbols = board.resolve_symbols(request.symbols)
         current = [(symbol, quote_to_proto(board.quote(symbol))) for symbol in symbols]
+        budget = self._budget
         # Leaving the block (client cancel, server stop) unsubscribes.
         with self._fanout.subscribe_quotes(symbols, current) as subscription:
-            async for quote in subscription:
+            while True:
+                # Our turn first, then the read: a quote replaced while this
+                # stream waited for its turn is never sent.
+                await subscription.wait()
+                await budget.acquire()
+                try:
+                    quote = await anext(subscription)  # does not wait: wait() said so
+                except StopAsyncIteration:
+                    return
                 yield quote
 
     async def StreamTrades(
         self, request: marketdata_pb2.StreamTradesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Trade]:
         symbols = self._board.resolve_symbols(request.symbols)
+        budget = self._budget
         with self._fanout.subscribe_trades(symbols) as subscription:
             async for trade in subscription:
+                await budget.acquire()  # trades queue (bounded) while they wait
                 yield trade

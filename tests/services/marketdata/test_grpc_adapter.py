@@ -219,3 +219,32 @@ async def test_leaving_build_services_ends_open_streams_with_unavailable(
         assert not reader.done()
     with pytest.raises(Unavailable, match="shutting down; resubscribe"):
         await reader
+
+
+async def test_a_slow_quote_reader_is_conflated_not_queued() -> None:
+    """A reader that stops reading holds at most its flow-control window of old
+    quotes in transit (here a fixed 64 KiB: no BDP window growth); every later
+    change waits on the server, conflated, so once it reads again it reaches the
+    newest quote after a bounded number of stale ones, however many were published."""
+    fanout: MarketDataFanout = Fanout()
+    binding = ServiceBinding(
+        SERVICE_NAME,
+        MarketDataServicer(QuoteBoard(CATALOG), fanout),
+        marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server,
+    )
+    published = 20_000
+    async with (
+        serving([binding]) as address,
+        plaintext_channel(address, [("grpc.http2.bdp_probe", 0)]) as channel,
+    ):
+        slow = Stub(channel).StreamQuotes(marketdata_pb2.StreamQuotesRequest(symbols=["AAPL"]))
+        assert (await slow.read()).symbol == "AAPL"  # subscribed; now it stops reading
+        for n in range(1, published + 1):
+            fanout.publish_quote("AAPL", common_pb2.Quote(symbol="AAPL", sequence=n))
+            await asyncio.sleep(0)  # a feed publishes one event per loop turn
+        read = [await slow.read()]
+        while read[-1].sequence != published:
+            read.append(await slow.read())
+        assert len(read) < published // 4, f"{len(read)} stale quotes queued for a slow reader"
+        assert [q.sequence for q in read] == sorted(q.sequence for q in read)
+        slow.cancel()
