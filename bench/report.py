@@ -388,6 +388,18 @@ def _series_label(m: Figure) -> str:
     return f"{m['transport']} {_setup(m['variant'])} {m['driver']} {_load(m)}{replay}"
 
 
+def _pair_key(m: Figure) -> str:
+    """What a gRPC figure and its REST counterpart share: one color, two line styles."""
+    replay = " (replay)" if m.get("notes", "").startswith("replay") else ""
+    return f"{_setup(m['variant'])} {_load(m)}{replay}"
+
+
+def _pair_colors(plt: Any, keys: list[str]) -> dict[str, Any]:
+    distinct = list(dict.fromkeys(keys))
+    palette = plt.get_cmap("tab20" if len(distinct) > 10 else "tab10")
+    return {key: palette(i % palette.N) for i, key in enumerate(distinct)}
+
+
 def plot(figures: list[Figure], out: Path) -> list[Path]:
     import matplotlib
 
@@ -402,7 +414,8 @@ def plot(figures: list[Figure], out: Path) -> list[Path]:
     for scenario, group in by_scenario.items():
         curves = [m for m in group if m["latency_curve"] and m["requests"]]
         if curves:
-            fig, ax = plt.subplots(figsize=(9, 5.5))
+            fig, ax = plt.subplots(figsize=(11, 5.5))
+            colors = _pair_colors(plt, [_pair_key(m) for m in curves])
             for m in curves:
                 xs, ys = [], []
                 for pct, ms in m["latency_curve"]:
@@ -411,7 +424,9 @@ def plot(figures: list[Figure], out: Path) -> list[Path]:
                     xs.append(1.0 / (1.0 - pct / 100.0))  # HdrHistogram's percentile axis
                     ys.append(max(ms, 1e-3))
                 style = "--" if m["transport"] == "rest" else "-"
-                ax.plot(xs, ys, style, marker=".", label=_series_label(m))
+                ax.plot(
+                    xs, ys, style, marker=".", color=colors[_pair_key(m)], label=_series_label(m)
+                )
             ax.set_xscale("log")
             ax.set_yscale("log")
             ticks = [1, 2, 10, 100, 1000, 10000]
@@ -420,7 +435,7 @@ def plot(figures: list[Figure], out: Path) -> list[Path]:
             ax.set_ylabel("latency ms" if scenario != "fanout" else "delivery lag ms")
             ax.set_title(f"{scenario}: latency by percentile (solid gRPC, dashed REST)")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=6, loc="upper left")
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
             path = out / f"latency_{scenario}.png"
             fig.tight_layout()
             fig.savefig(path, dpi=110)
