@@ -15,9 +15,10 @@ propagation) and skip everything an unsampled call does not need:
   metadata carries one, starts the span with the sampler's attributes, adds the
   peer attributes only to a recording span, and reads the final status from the
   context afterwards instead of proxying the context;
-- client (unary-unary only; streams keep the stock interceptors): the span is
-  started, its context injected into the metadata, and, when not recording,
-  the call goes on with nothing else to do.
+- client (unary-unary only; streams keep the stock interceptors): not an
+  interceptor at all (ClientSpans says why); the span is started, its context
+  injected into the metadata, and, when not recording, the call goes on with
+  nothing else to do.
 
 An unsampled call still gets its ids and propagates them, so log lines of one
 request share a trace id across services (tracing.py).
@@ -26,6 +27,7 @@ request share a trace id across services (tracing.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
@@ -186,60 +188,96 @@ class ServerSpans(WrappingInterceptor):
         return stream
 
 
-class ClientSpans(grpc.aio.UnaryUnaryClientInterceptor):
-    """A CLIENT span per trading.v1 unary call, its context sent in the metadata."""
+class ClientSpans:
+    """A CLIENT span per trading.v1 unary call, its context sent in the metadata.
+
+    Not a grpc.aio interceptor: a channel with any unary interceptor sends every
+    unary call through grpc's InterceptedUnaryUnaryCall (a task per call and a
+    second one to run the chain), which costs the client more than the span
+    itself. `instrument(channel)` wraps the channel's unary multicallables
+    instead, so an unsampled call is a plain grpc call with one more header."""
 
     def __init__(self, provider: trace.TracerProvider | None = None) -> None:
         self._tracer = tracer_of(provider)
-        self._attributes: dict[str, dict[str, Any] | None] = {}
 
-    def _attributes_of(self, method: str | bytes) -> dict[str, Any] | None:
-        """The span attributes of `method`, None when it is not traced (cached)."""
-        key = method.decode() if isinstance(method, bytes) else method
-        found = self._attributes.get(key, False)
-        if found is False:
-            found = self._attributes[key] = (
-                _base_attributes(key) if key.startswith(TRACED_PREFIX) else None
-            )
-        return found  # type: ignore[return-value]
+    def instrument(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
+        """`channel`, its unary-unary calls traced (the other kinds are untouched)."""
+        make = channel.unary_unary
 
-    async def intercept_unary_unary(
-        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+        def unary_unary(
+            method: str,
+            request_serializer: Any = None,
+            response_deserializer: Any = None,
+            _registered_method: bool | None = False,
+        ) -> Any:
+            plain = make(method, request_serializer, response_deserializer, _registered_method)
+            if not method.startswith(TRACED_PREFIX):
+                return plain
+            return _TracedUnaryUnary(self._tracer, plain, method)
+
+        channel.unary_unary = unary_unary  # type: ignore[method-assign]
+        return channel
+
+
+class _TracedUnaryUnary:
+    """One method's multicallable: starts the span, injects its context, and
+    hands back grpc's own call; a recording span ends when the call is done."""
+
+    def __init__(self, tracer: trace.Tracer, plain: Any, method: str) -> None:
+        self._tracer = tracer
+        self._plain = plain
+        self._method = method
+        self._attributes = _base_attributes(method)
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
     ) -> Any:
-        method = client_call_details.method
-        attributes = self._attributes_of(method)
-        if attributes is None or not is_instrumentation_enabled():
-            return await continuation(client_call_details, request)
-        name = method.decode() if isinstance(method, bytes) else method
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=_set_span_in_context(span))
-        metadata = grpc.aio.Metadata(*tuple(client_call_details.metadata or ()))
-        for key, value in carrier.items():
-            metadata[key] = value
-        details = grpc.aio.ClientCallDetails(
-            method,
-            client_call_details.timeout,
-            metadata,
-            client_call_details.credentials,
-            client_call_details.wait_for_ready,
+        if is_instrumentation_enabled():
+            span = self._tracer.start_span(
+                self._method, kind=SpanKind.CLIENT, attributes=self._attributes
+            )
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, context=_set_span_in_context(span))
+            metadata = grpc.aio.Metadata(*tuple(metadata or ()))
+            for key, value in carrier.items():
+                metadata[key] = value
+        else:
+            span = None
+        call = self._plain(
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
         )
-        if not span.is_recording():
-            return await continuation(details, request)
-        token = _attach(_set_span_in_context(span))
-        try:
-            call = await continuation(details, request)
-        except grpc.aio.AioRpcError as err:
-            span.set_attribute("rpc.grpc.status_code", err.code().value[0])
-            span.set_status(Status(StatusCode.ERROR, f"{type(err).__name__}: {err}"))
-            span.record_exception(err)
-            span.end()
-            raise
-        finally:
-            _detach(token)
+        if span is not None and span.is_recording():
+            call.add_done_callback(functools.partial(_end_client_span, span))
+        return call
+
+
+_ending: set[asyncio.Task[None]] = set()  # strong references until each span ends
+
+
+def _end_client_span(span: trace.Span, call: grpc.aio.Call) -> None:
+    """The call is done: its status is known, so reading it does not wait."""
+    task = asyncio.get_running_loop().create_task(_record_status(span, call))
+    _ending.add(task)
+    task.add_done_callback(_ending.discard)
+
+
+async def _record_status(span: trace.Span, call: grpc.aio.Call) -> None:
+    try:
         code = await call.code()
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         if code != _OK:
             span.set_status(Status(StatusCode.ERROR, await call.details()))
+    finally:
         span.end()
-        return call

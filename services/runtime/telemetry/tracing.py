@@ -110,31 +110,31 @@ def instrument_grpc(provider: TracerProvider | None = None, *, servers: bool = T
     a span per trading.v1 call and propagates the W3C trace context. Process-wide:
     call it before the first server or channel exists.
 
-    Unary calls get the lean interceptors of grpc_spans.py (the stock ones cost
+    Unary calls get the lean spans of grpc_spans.py (the stock interceptors cost
     ~60 µs per call and side even unsampled); streams keep the stock client ones."""
     if servers and not getattr(grpc.aio.server, _PATCHED, False):
         grpc.aio.server = _with_server_spans(grpc.aio.server, ServerSpans(provider))
     if not getattr(grpc.aio.insecure_channel, _PATCHED, False):
-        client = [
-            ClientSpans(provider),
-            *aio_client_interceptors(tracer_provider=provider, filter_=is_traced)[1:],
-        ]
-        grpc.aio.insecure_channel = _with_client_spans(grpc.aio.insecure_channel, client)
-        grpc.aio.secure_channel = _with_client_spans(grpc.aio.secure_channel, client)
+        spans = ClientSpans(provider)
+        streams = aio_client_interceptors(tracer_provider=provider, filter_=is_traced)[1:]
+        grpc.aio.insecure_channel = _with_client_spans(grpc.aio.insecure_channel, spans, streams)
+        grpc.aio.secure_channel = _with_client_spans(grpc.aio.secure_channel, spans, streams)
 
 
 _PATCHED = "_trademesh_traced"
 
 
-def _prepending(make: Any, first: list[Any]) -> Any:
+def _prepending(make: Any, first: list[Any], then: Any = None) -> Any:
     """`make` (a grpc.aio server or channel constructor) with `first` put before
-    the interceptors it is given, however they are passed."""
+    the interceptors it is given, however they are passed, and what it makes
+    passed through `then` when given."""
     signature = inspect.signature(make)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         bound = signature.bind(*args, **kwargs)
         bound.arguments["interceptors"] = [*first, *(bound.arguments.get("interceptors") or ())]
-        return make(*bound.args, **bound.kwargs)
+        made = make(*bound.args, **bound.kwargs)
+        return made if then is None else then(made)
 
     setattr(wrapper, _PATCHED, True)
     return functools.update_wrapper(wrapper, make)
@@ -145,9 +145,11 @@ def _with_server_spans(make_server: Any, spans: ServerSpans) -> Any:
     return _prepending(make_server, [spans])
 
 
-def _with_client_spans(make_channel: Any, spans: list[Any]) -> Any:
-    """A channel constructor whose channels trace before their own interceptors."""
-    return _prepending(make_channel, spans)
+def _with_client_spans(make_channel: Any, spans: ClientSpans, streams: list[Any]) -> Any:
+    """A channel constructor whose channels trace before their own interceptors:
+    unary calls through `spans` (no grpc interceptor, see ClientSpans), streams
+    through the stock interceptors."""
+    return _prepending(make_channel, streams, spans.instrument)
 
 
 def configure_tracing(service: str, instance: str, trace_file: Path | None = None) -> None:
