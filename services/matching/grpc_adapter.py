@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from services.errors import DomainError
 from services.matching.book import LevelView
 from services.matching.engine import BookSnapshot, ExecutionReport, MatchingEngine
 from services.matching.feed import MarketEvent, Quote, Trade
+from services.runtime.status import to_rpc_status
 from trading.v1 import common_pb2, matching_pb2, matching_pb2_grpc
 
 
@@ -38,6 +40,30 @@ class MatchingEngineServicer(matching_pb2_grpc.MatchingEngineServicer):
             price=request.price,
         )
         return report_to_proto(report)
+
+    async def SubmitBatch(
+        self, request: matching_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> matching_pb2.SubmitBatchResponse:
+        # Each order as its own Submit, in request order (so one symbol's orders
+        # reach its book in the caller's order); a refusal is that order's status.
+        reply = matching_pb2.SubmitBatchResponse()
+        for item in request.orders:
+            try:
+                report = self._engine.submit(
+                    order_id=item.order_id,
+                    account_id=item.account_id,
+                    symbol=item.symbol,
+                    side=int(item.side),
+                    type=int(item.type),
+                    time_in_force=int(item.time_in_force),
+                    quantity=item.quantity,
+                    price=item.price,
+                )
+            except DomainError as err:
+                reply.orders.add(error=to_rpc_status(err))
+            else:
+                reply.orders.add(report=report_to_proto(report))
+        return reply
 
     async def Cancel(
         self, request: matching_pb2.CancelRequest, context: grpc.aio.ServicerContext

@@ -5,6 +5,7 @@ trading.v1 messages (proto field names, enums by value name, int64 as numbers)
 and domain errors propagate to the runtime, which answers problem documents.
 
     POST /v1/books/{symbol}/orders                      Submit
+    POST /v1/books:submitBatch                          SubmitBatch
     POST /v1/books/{symbol}/orders/{order_id}:cancel    Cancel
     GET  /v1/books/{symbol}?depth=N                     GetBook
     GET  /v1/events:stream?symbols=A&symbols=B          StreamEvents (SSE of MarketEvent)
@@ -17,11 +18,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from services.errors import FieldViolation, InvalidArgument
+from services.errors import DomainError, FieldViolation, InvalidArgument
 from services.matching.book import LevelView
 from services.matching.engine import BookSnapshot, ExecutionReport, MatchingEngine
 from services.matching.feed import MarketEvent, Quote, Trade
 from services.runtime.rest.enums import OrderTypeName, SideName, TimeInForceName
+from services.runtime.rest.problems import error_body
 from services.runtime.rest.responses import JsonResponse
 from services.runtime.rest.sse import EventStreamResponse, frame, frames
 from trading.v1 import common_pb2
@@ -43,6 +45,15 @@ class SubmitRequest(BaseModel):
     time_in_force: TimeInForceName = "TIME_IN_FORCE_UNSPECIFIED"
     quantity: int = 0
     price: int = 0
+
+
+class SubmitBatchRequest(BaseModel):
+    """trading.v1.SubmitBatchRequest: orders of any symbols of this engine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = ""
+    orders: list[SubmitRequest] = []
 
 
 def trade_dict(trade: Trade) -> dict[str, Any]:
@@ -142,6 +153,32 @@ def matching_router(engine: MatchingEngine) -> APIRouter:
             price=request.price,
         )
         return JsonResponse(report_dict(report))
+
+    @router.post(
+        "/v1/books:submitBatch",
+        name="SubmitBatch",
+        summary="Submit many orders, each answered on its own",
+    )
+    async def submit_batch(request: SubmitBatchRequest) -> JsonResponse:
+        # As the gRPC SubmitBatch: in request order, a refusal is that order's problem.
+        orders: list[dict[str, Any]] = []
+        for item in request.orders:
+            try:
+                report = engine.submit(
+                    order_id=item.order_id,
+                    account_id=item.account_id,
+                    symbol=item.symbol,
+                    side=common_pb2.Side.Value(item.side),
+                    type=common_pb2.OrderType.Value(item.type),
+                    time_in_force=common_pb2.TimeInForce.Value(item.time_in_force),
+                    quantity=item.quantity,
+                    price=item.price,
+                )
+            except DomainError as err:
+                orders.append({"error": error_body(err)})
+            else:
+                orders.append({"report": report_dict(report)})
+        return JsonResponse({"orders": orders})
 
     @router.post(
         "/v1/books/{symbol}/orders/{order_id}:cancel",

@@ -4,6 +4,12 @@ Each call carries a deadline (the downstream timeout), so a hung peer cannot hol
 a placement; a failed call becomes the DomainError it means to the saga
 (services.runtime.status.error_from_rpc: refusals keep their class, transport
 failures and deadlines become Unavailable).
+
+Reserve and Submit calls made while one is in flight are coalesced (batching.py)
+into one ReserveBatch per risk owner and one SubmitBatch per engine owner, each
+item answered as its own call would have been. A lone call is sent as the plain
+Reserve or Submit; so is each item again when a batch reaches a server without
+the batched method (UNIMPLEMENTED: mid rolling upgrade).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from clients.endpoint_pool import EndpointPool
 from services import errors
 from services.errors import Unavailable
 from services.model import OrderSpec, OrderStatus
+from services.orders.batching import Coalescer, key_groups
 from services.orders.ports import (
     Execution,
     FillDue,
@@ -28,7 +35,9 @@ from services.orders.ports import (
     Released,
     ReleaseDue,
     ReleaseOutcome,
+    ReserveDue,
     Settled,
+    SubmitDue,
     Trade,
 )
 from services.orders.risk_batches import Outcomes, OwnerGroup, owner_groups
@@ -46,22 +55,65 @@ class GrpcRisk:
         self._stub = risk_pb2_grpc.RiskServiceStub(channel)
         self._timeout = timeout_seconds
         self._owner = ring_owner(getattr(channel, "pool", None))
+        self._reserves: Coalescer[ReserveDue, Hold] = Coalescer(self._reserve_batch, what=RISK_PEER)
 
     async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
-        request = risk_pb2.ReserveRequest(
-            reservation_id=reservation_id,
-            account_id=account_id,
-            symbol=spec.symbol,
-            side=int(spec.side),
-            quantity=spec.quantity,
-            price=spec.price,
-        )
+        item = ReserveDue(reservation_id, account_id, spec)
+        (outcome,) = await self._reserves.run([item], within=self._timeout)
+        if isinstance(outcome, errors.DomainError):
+            raise outcome
+        return outcome
+
+    async def _reserve_batch(self, items: list[ReserveDue]) -> list[Hold | errors.DomainError]:
+        """One ReserveBatch per owner of the items' accounts (a lone item: Reserve)."""
+        outcomes: list[Hold | errors.DomainError] = [Unavailable("not reserved")] * len(items)
+        groups = key_groups([item.account_id for item in items], self._owner)
+        await asyncio.gather(*(self._reserve_group(items, g, outcomes) for g in groups))
+        return outcomes
+
+    async def _reserve_group(
+        self,
+        items: list[ReserveDue],
+        group: list[int],
+        outcomes: list[Hold | errors.DomainError],
+    ) -> None:
+        if len(group) > 1:
+            request = risk_pb2.ReserveBatchRequest(account_id=items[group[0]].account_id)
+            for index in group:
+                request.reservations.append(_reserve_request(items[index]))
+            try:
+                reply = await self._stub.ReserveBatch(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                    error = error_from_rpc(err, RISK_PEER)
+                    for index in group:
+                        outcomes[index] = error
+                    return
+            else:
+                if len(reply.reservations) != len(group):
+                    error = Unavailable(f"{RISK_PEER} unavailable: ReserveBatch miscounted")
+                    for index in group:
+                        outcomes[index] = error
+                    return
+                for index, answer in zip(group, reply.reservations, strict=True):
+                    outcomes[index] = (
+                        item_error(answer.error, RISK_PEER)
+                        if answer.WhichOneof("outcome") == "error"
+                        else _hold(answer.reserved)
+                    )
+                return
+        # One item, or a server without ReserveBatch: each item on its own.
+        await asyncio.gather(*(self._reserve_one(items, index, outcomes) for index in group))
+
+    async def _reserve_one(
+        self, items: list[ReserveDue], index: int, outcomes: list[Hold | errors.DomainError]
+    ) -> None:
         try:
-            reply = await self._stub.Reserve(request, timeout=self._timeout)
+            reply = await self._stub.Reserve(_reserve_request(items[index]), timeout=self._timeout)
         except grpc.aio.AioRpcError as err:
-            raise error_from_rpc(err, RISK_PEER) from err
-        held = reply.reservation
-        return Hold(held.reservation_id, held.open_quantity, held.reserved_cash, reply.replayed)
+            outcomes[index] = error_from_rpc(err, RISK_PEER)
+        else:
+            outcomes[index] = _hold(reply)
 
     async def release(self, reservation_id: str, account_id: str) -> Released:
         request = risk_pb2.ReleaseRequest(reservation_id=reservation_id, account_id=account_id)
@@ -194,30 +246,68 @@ class GrpcMatching:
     def __init__(self, channel: grpc.aio.Channel, *, timeout_seconds: float) -> None:
         self._stub = matching_pb2_grpc.MatchingEngineStub(channel)
         self._timeout = timeout_seconds
+        self._owner = ring_owner(getattr(channel, "pool", None))
+        self._submits: Coalescer[SubmitDue, Execution] = Coalescer(
+            self._submit_batch, what=MATCHING_PEER
+        )
 
     async def submit(self, *, order_id: str, account_id: str, spec: OrderSpec) -> Execution:
-        request = matching_pb2.SubmitRequest(
-            order_id=order_id,
-            account_id=account_id,
-            symbol=spec.symbol,
-            side=int(spec.side),
-            type=int(spec.type),
-            time_in_force=int(spec.time_in_force),
-            quantity=spec.quantity,
-            price=spec.price,
-        )
-        try:
-            report = await self._stub.Submit(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as err:
-            raise error_from_rpc(err, MATCHING_PEER) from err
-        return Execution(
-            report.order_id,
-            OrderStatus(report.status),
-            report.filled_quantity,
-            report.resting_quantity,
-            tuple(_trade(t) for t in report.trades),
-            report.replayed,
-        )
+        item = SubmitDue(order_id, account_id, spec)
+        (outcome,) = await self._submits.run([item], within=self._timeout)
+        if isinstance(outcome, errors.DomainError):
+            raise outcome
+        return outcome
+
+    async def _submit_batch(self, items: list[SubmitDue]) -> list[Execution | errors.DomainError]:
+        """One SubmitBatch per owner of the items' symbols (a lone item: Submit),
+        each in the order of the items."""
+        outcomes: list[Execution | errors.DomainError] = [Unavailable("not submitted")] * len(items)
+        groups = key_groups([item.spec.symbol for item in items], self._owner)
+        await asyncio.gather(*(self._submit_group(items, g, outcomes) for g in groups))
+        return outcomes
+
+    async def _submit_group(
+        self,
+        items: list[SubmitDue],
+        group: list[int],
+        outcomes: list[Execution | errors.DomainError],
+    ) -> None:
+        if len(group) > 1:
+            request = matching_pb2.SubmitBatchRequest(symbol=items[group[0]].spec.symbol)
+            for index in group:
+                request.orders.append(_submit_request(items[index]))
+            try:
+                reply = await self._stub.SubmitBatch(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                    error = error_from_rpc(err, MATCHING_PEER)
+                    for index in group:
+                        outcomes[index] = error
+                    return
+            else:
+                if len(reply.orders) != len(group):
+                    error = Unavailable(f"{MATCHING_PEER} unavailable: SubmitBatch miscounted")
+                    for index in group:
+                        outcomes[index] = error
+                    return
+                for index, answer in zip(group, reply.orders, strict=True):
+                    outcomes[index] = (
+                        item_error(answer.error, MATCHING_PEER)
+                        if answer.WhichOneof("outcome") == "error"
+                        else _execution(answer.report)
+                    )
+                return
+        # One item, or an engine without SubmitBatch: each item on its own, in
+        # order (one symbol's orders reach its book in the order of the batch).
+        for index in group:
+            try:
+                report = await self._stub.Submit(
+                    _submit_request(items[index]), timeout=self._timeout
+                )
+            except grpc.aio.AioRpcError as err:
+                outcomes[index] = error_from_rpc(err, MATCHING_PEER)
+            else:
+                outcomes[index] = _execution(report)
 
     async def cancel(self, *, symbol: str, order_id: str) -> int:
         request = matching_pb2.CancelRequest(symbol=symbol, order_id=order_id)
@@ -270,4 +360,46 @@ def _trade(trade: common_pb2.Trade) -> Trade:
         trade.maker_account_id,
         trade.taker_account_id,
         trade.timestamp_ns,
+    )
+
+
+def _reserve_request(item: ReserveDue) -> risk_pb2.ReserveRequest:
+    spec = item.spec
+    return risk_pb2.ReserveRequest(
+        reservation_id=item.reservation_id,
+        account_id=item.account_id,
+        symbol=spec.symbol,
+        side=int(spec.side),
+        quantity=spec.quantity,
+        price=spec.price,
+    )
+
+
+def _hold(reply: risk_pb2.ReserveResponse) -> Hold:
+    held = reply.reservation
+    return Hold(held.reservation_id, held.open_quantity, held.reserved_cash, reply.replayed)
+
+
+def _submit_request(item: SubmitDue) -> matching_pb2.SubmitRequest:
+    spec = item.spec
+    return matching_pb2.SubmitRequest(
+        order_id=item.order_id,
+        account_id=item.account_id,
+        symbol=spec.symbol,
+        side=int(spec.side),
+        type=int(spec.type),
+        time_in_force=int(spec.time_in_force),
+        quantity=spec.quantity,
+        price=spec.price,
+    )
+
+
+def _execution(report: matching_pb2.ExecutionReport) -> Execution:
+    return Execution(
+        report.order_id,
+        OrderStatus(report.status),
+        report.filled_quantity,
+        report.resting_quantity,
+        tuple(_trade(t) for t in report.trades),
+        report.replayed,
     )

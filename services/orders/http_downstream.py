@@ -5,6 +5,9 @@ problem document becomes the DomainError it names
 (services.runtime.rest.problems.error_from_problem: refusals keep their class,
 5xx and shedding become Unavailable), and no answer at all (unreachable, timed
 out) is Unavailable. Bodies mirror the proto messages (enums by value name).
+Concurrent reserves and submits are coalesced into `POST /v1/reservations:batch`
+and `POST /v1/books:submitBatch` calls per owner, as the gRPC ports coalesce
+them into ReserveBatch and SubmitBatch (a lone one goes as the plain call).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from clients.balancers.ring_hash import RingHashPicker
 from clients.http_pool import HttpMember, HttpPool, HttpUnreachable
 from services.errors import DomainError, Unavailable
 from services.model import OrderSpec, OrderStatus
+from services.orders.batching import Coalescer, key_groups
 from services.orders.downstream import MATCHING_PEER, RISK_PEER, ring_owner
 from services.orders.ports import (
     Execution,
@@ -27,7 +31,9 @@ from services.orders.ports import (
     Hold,
     Released,
     ReleaseDue,
+    ReserveDue,
     Settled,
+    SubmitDue,
     Trade,
 )
 from services.orders.risk_batches import Outcomes, OwnerGroup, owner_groups
@@ -89,31 +95,64 @@ class HttpRisk:
         self._pool = pool
         self._timeout = timeout_seconds
         self._owner = ring_owner(pool)
+        self._reserves: Coalescer[ReserveDue, Hold] = Coalescer(self._reserve_batch, what=RISK_PEER)
 
     async def reserve(self, *, reservation_id: str, account_id: str, spec: OrderSpec) -> Hold:
-        body = {
-            "reservation_id": reservation_id,
-            "account_id": account_id,
-            "symbol": spec.symbol,
-            "side": SIDE_NAMES[int(spec.side)],
-            "quantity": spec.quantity,
-            "price": spec.price,
-        }
-        reply = await _call(
+        item = ReserveDue(reservation_id, account_id, spec)
+        (outcome,) = await self._reserves.run([item], within=self._timeout)
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def _reserve_batch(self, items: list[ReserveDue]) -> list[Hold | DomainError]:
+        """One POST /v1/reservations:batch per owner of the items' accounts (a lone
+        item: POST /v1/reservations)."""
+        outcomes: list[Hold | DomainError] = [Unavailable("not reserved")] * len(items)
+        groups = key_groups([item.account_id for item in items], self._owner)
+        await asyncio.gather(*(self._reserve_group(items, g, outcomes) for g in groups))
+        return outcomes
+
+    async def _reserve_group(
+        self, items: list[ReserveDue], group: list[int], outcomes: list[Hold | DomainError]
+    ) -> None:
+        first = items[group[0]]
+        try:
+            if len(group) == 1:
+                reply = await self._post("/v1/reservations", first.account_id, _reserve_body(first))
+                outcomes[group[0]] = _hold(reply, first.reservation_id)
+                return
+            body = {
+                "account_id": first.account_id,
+                "reservations": [_reserve_body(items[i]) for i in group],
+            }
+            reply = await self._post("/v1/reservations:batch", first.account_id, body)
+        except DomainError as err:
+            for index in group:
+                outcomes[index] = err
+            return
+        answers = reply.get("reservations") or []
+        if len(answers) != len(group):
+            error = Unavailable(f"{RISK_PEER} unavailable: ReserveBatch miscounted")
+            for index in group:
+                outcomes[index] = error
+            return
+        for index, answer in zip(group, answers, strict=True):
+            error = answer.get("error")
+            outcomes[index] = (
+                _item_error(error)
+                if error is not None
+                else _hold(answer.get("reserved") or {}, items[index].reservation_id)
+            )
+
+    async def _post(self, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await _call(
             self._pool,
             RISK_PEER,
             "POST",
-            "/v1/reservations",
-            key=account_id,
+            path,
+            key=key,
             body=body,
             timeout_seconds=self._timeout,
-        )
-        held = reply.get("reservation") or {}
-        return Hold(
-            held.get("reservation_id", reservation_id),
-            held.get("open_quantity", 0),
-            held.get("reserved_cash", 0),
-            bool(reply.get("replayed", False)),
         )
 
     async def release(self, reservation_id: str, account_id: str) -> Released:
@@ -214,11 +253,58 @@ class HttpRisk:
             )
 
 
-def _item_error(problem: Any) -> DomainError:
-    """One item's problem document in a Settle answer, as the DomainError a call
+def _item_error(problem: Any, peer: str = RISK_PEER) -> DomainError:
+    """One item's problem document in a batched answer, as the DomainError a call
     of its own would have raised."""
     status = problem.get("status", 500) if isinstance(problem, dict) else 500
-    return error_from_problem(status, problem if isinstance(problem, dict) else None, RISK_PEER)
+    return error_from_problem(status, problem if isinstance(problem, dict) else None, peer)
+
+
+def _reserve_body(item: ReserveDue) -> dict[str, Any]:
+    spec = item.spec
+    return {
+        "reservation_id": item.reservation_id,
+        "account_id": item.account_id,
+        "symbol": spec.symbol,
+        "side": SIDE_NAMES[int(spec.side)],
+        "quantity": spec.quantity,
+        "price": spec.price,
+    }
+
+
+def _hold(reply: dict[str, Any], reservation_id: str) -> Hold:
+    held = reply.get("reservation") or {}
+    return Hold(
+        held.get("reservation_id", reservation_id),
+        held.get("open_quantity", 0),
+        held.get("reserved_cash", 0),
+        bool(reply.get("replayed", False)),
+    )
+
+
+def _submit_body(item: SubmitDue) -> dict[str, Any]:
+    spec = item.spec
+    return {
+        "order_id": item.order_id,
+        "account_id": item.account_id,
+        "symbol": spec.symbol,
+        "side": SIDE_NAMES[int(spec.side)],
+        "type": TYPE_NAMES[int(spec.type)],
+        "time_in_force": TIF_NAMES[int(spec.time_in_force)],
+        "quantity": spec.quantity,
+        "price": spec.price,
+    }
+
+
+def _execution(report: dict[str, Any], order_id: str) -> Execution:
+    return Execution(
+        report.get("order_id", order_id),
+        OrderStatus(STATUS_VALUES[report["status"]]),
+        report.get("filled_quantity", 0),
+        report.get("resting_quantity", 0),
+        tuple(_trade(t) for t in report.get("trades") or ()),
+        bool(report.get("replayed", False)),
+    )
 
 
 class HttpMatching:
@@ -231,6 +317,11 @@ class HttpMatching:
         self._pool = pool
         self._timeout = timeout_seconds
         self._instance_id = instance_id
+        # Pinned to one engine: every item goes there, one group.
+        self._owner = ring_owner(pool if instance_id is None else None)
+        self._submits: Coalescer[SubmitDue, Execution] = Coalescer(
+            self._submit_batch, what=MATCHING_PEER
+        )
 
     def _member(self) -> HttpMember | None:
         if self._instance_id is None:
@@ -241,33 +332,65 @@ class HttpMatching:
         return member
 
     async def submit(self, *, order_id: str, account_id: str, spec: OrderSpec) -> Execution:
-        body = {
-            "order_id": order_id,
-            "account_id": account_id,
-            "symbol": spec.symbol,
-            "side": SIDE_NAMES[int(spec.side)],
-            "type": TYPE_NAMES[int(spec.type)],
-            "time_in_force": TIF_NAMES[int(spec.time_in_force)],
-            "quantity": spec.quantity,
-            "price": spec.price,
-        }
-        report = await _call(
+        item = SubmitDue(order_id, account_id, spec)
+        (outcome,) = await self._submits.run([item], within=self._timeout)
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def _submit_batch(self, items: list[SubmitDue]) -> list[Execution | DomainError]:
+        """One POST /v1/books:submitBatch per owner of the items' symbols (a lone
+        item: POST /v1/books/{symbol}/orders), each in the order of the items."""
+        outcomes: list[Execution | DomainError] = [Unavailable("not submitted")] * len(items)
+        groups = key_groups([item.spec.symbol for item in items], self._owner)
+        await asyncio.gather(*(self._submit_group(items, g, outcomes) for g in groups))
+        return outcomes
+
+    async def _submit_group(
+        self, items: list[SubmitDue], group: list[int], outcomes: list[Execution | DomainError]
+    ) -> None:
+        first = items[group[0]]
+        symbol = first.spec.symbol
+        try:
+            member = self._member()
+            if len(group) == 1:
+                report = await self._post(
+                    f"/v1/books/{_segment(symbol)}/orders", symbol, _submit_body(first), member
+                )
+                outcomes[group[0]] = _execution(report, first.order_id)
+                return
+            body = {"symbol": symbol, "orders": [_submit_body(items[i]) for i in group]}
+            reply = await self._post("/v1/books:submitBatch", symbol, body, member)
+        except DomainError as err:
+            for index in group:
+                outcomes[index] = err
+            return
+        answers = reply.get("orders") or []
+        if len(answers) != len(group):
+            error = Unavailable(f"{MATCHING_PEER} unavailable: SubmitBatch miscounted")
+            for index in group:
+                outcomes[index] = error
+            return
+        for index, answer in zip(group, answers, strict=True):
+            error = answer.get("error")
+            outcomes[index] = (
+                _item_error(error, MATCHING_PEER)
+                if error is not None
+                else _execution(answer.get("report") or {}, items[index].order_id)
+            )
+
+    async def _post(
+        self, path: str, key: str, body: dict[str, Any], member: HttpMember | None
+    ) -> dict[str, Any]:
+        return await _call(
             self._pool,
             MATCHING_PEER,
             "POST",
-            f"/v1/books/{_segment(spec.symbol)}/orders",
-            key=spec.symbol,
+            path,
+            key=key,
             body=body,
             timeout_seconds=self._timeout,
-            member=self._member(),
-        )
-        return Execution(
-            report.get("order_id", order_id),
-            OrderStatus(STATUS_VALUES[report["status"]]),
-            report.get("filled_quantity", 0),
-            report.get("resting_quantity", 0),
-            tuple(_trade(t) for t in report.get("trades") or ()),
-            bool(report.get("replayed", False)),
+            member=member,
         )
 
     async def cancel(self, *, symbol: str, order_id: str) -> int:

@@ -34,6 +34,11 @@ reserve or submit, an unwinding) settle before they answer, since their answer
 says nothing stays reserved. A reservation is released only once its order is
 settled and all its fills are applied, because RiskService refuses a fill that
 arrives after the release (settlement.py).
+
+Placements running together share their work without changing it: their pending
+inserts and bookings commit in one transaction per event loop turn
+(group_commit.py; each waits for its own commit), and the risk and matching
+ports send their concurrent reserves and submits as batched calls (batching.py).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from services.orders.booking import Booking, book_rehomed, book_rejection, book_
 from services.orders.cancels import Cancellation, OrderCanceler
 from services.orders.events import OrderEventHub, OrderEventStream
 from services.orders.failures import RETRYABLE, about, error_from_code
+from services.orders.group_commit import GroupCommit
 from services.orders.lifecycle import Fill, Order
 from services.orders.ports import Execution, MatchingPort, RiskPort
 from services.orders.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderPage
@@ -152,6 +158,9 @@ class OrderDesk:
         self._clock = clock
         self._new_order_id = new_order_id
         self._settlement = RiskSettlement(store, risk)
+        # Pending inserts and bookings of placements running together share a
+        # transaction (group_commit.py); each still waits for its own commit.
+        self._group = GroupCommit(store)
         self._canceler = OrderCanceler(store, matching, self._settlement, self.events, clock)
         # Placements in progress in this process. Each runs as its own task,
         # shielded from its caller: a client that hangs up mid-saga must not
@@ -170,7 +179,8 @@ class OrderDesk:
                 raise _key_reused(request.client_order_id, running.order_id)
             return _as_replay(await asyncio.shield(running.task))
         # No await from here to the task's registration: within this process the
-        # lookup and the insert are atomic; across processes the UNIQUE key decides.
+        # lookup and the registration are atomic; across processes the UNIQUE key
+        # decides, when the task inserts the order.
         existing = self._store.find(request.account_id, client_order_id=request.client_order_id)
         if existing is not None:
             return self._replay(existing, spec)
@@ -181,9 +191,6 @@ class OrderDesk:
             spec=spec,
             now_ns=self._clock(),
         )
-        stored = self._store.insert(order)  # one autocommit write: the durable intent
-        if stored.order_id != order.order_id:  # another worker won the key
-            return self._replay(stored, spec)
         task = asyncio.get_running_loop().create_task(self._run_placement(order))
         self._placing[key] = _InFlight(spec, order.order_id, task)
         task.add_done_callback(lambda _: self._placing.pop(key, None))
@@ -270,6 +277,13 @@ class OrderDesk:
     async def _run_placement(self, order: Order) -> PlaceOutcome:
         """The saga. Returns the outcome rather than raising it, so duplicates
         waiting on this task can each raise their own copy."""
+        # The durable intent first, committed with the placements of this turn.
+        stored = await self._group.run(lambda: self._store.insert(order))
+        if stored.order_id != order.order_id:  # another worker won the key
+            try:
+                return self._replay(stored, order.spec)
+            except DomainError as err:
+                return err
         saga_order(order.order_id, order.account_id, order.spec.symbol)
         try:
             await self._risk.reserve(
@@ -306,10 +320,11 @@ class OrderDesk:
             await self._settlement.settle((), {order.order_id})
             return err
         saga_step("submitted", filled=execution.filled_quantity, resting=execution.resting_quantity)
-        with self._store.transaction():
-            booking = book_report(
+        booking = await self._group.run(
+            lambda: book_report(
                 self._store, order.order_id, execution, canceled_now=0, clock=self._clock
             )
+        )
         # Matched and durably recorded: answer now, settle with risk after.
         self._booked(booking)
         self._settlement.settle_later(booking.fills, booking.orders)

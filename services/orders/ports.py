@@ -55,6 +55,24 @@ class ReleaseDue:
     account_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReserveDue:
+    """One reservation to make (what a Reserve carries): a batched Reserve's item."""
+
+    reservation_id: str
+    account_id: str
+    spec: OrderSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitDue:
+    """One order to match (what a Submit carries): a batched Submit's item."""
+
+    order_id: str
+    account_id: str
+    spec: OrderSpec
+
+
 # One item's outcome in a settle(): the fill's "replayed" flag or the release's
 # Released, or the DomainError its own call would have raised.
 FillOutcome = bool | DomainError

@@ -10,20 +10,20 @@ one call for all of them is most of the saving.
 item's account: the transports send one Settle per owner, routed by the first
 item's account (the mesh channel routes by a key per call). `SettleBatcher`
 queues the items of concurrent settle() calls while one call is in flight and
-sends them together when it returns: no wait at all when the service is idle,
-and batches as large as the load when it is not. Each batch runs in the context
-of its first caller, so its call is in that settlement's trace.
+sends them together when it returns (batching.Coalescer, which Reserve and
+Submit share): no wait at all when the service is idle, and batches as large as
+the load when it is not. Each batch runs in the context of its first caller, so
+its call is in that settlement's trace.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from services.errors import DomainError, Unavailable
+from services.orders.batching import MAX_BATCH_ITEMS, Coalescer
 from services.orders.ports import (
     FillDue,
     FillOutcome,
@@ -32,11 +32,6 @@ from services.orders.ports import (
     RiskPort,
     Settled,
 )
-
-_LOGGER = logging.getLogger(__name__)
-
-# Items in one Settle call: a few tens of kB of protobuf, well under any message limit.
-MAX_BATCH_ITEMS = 500
 
 
 @dataclass(slots=True)
@@ -89,89 +84,48 @@ class Outcomes:
         return Settled(tuple(self.fills), tuple(self.releases))
 
 
-@dataclass(slots=True)
-class _Waiting:
-    fills: list[FillDue]
-    releases: list[ReleaseDue]
-    future: asyncio.Future[Settled]
-    context: contextvars.Context
-
-    @property
-    def size(self) -> int:
-        return len(self.fills) + len(self.releases)
-
-
 class SettleBatcher:
     """Coalesces concurrent settle() calls into one call of the port underneath,
-    one call in flight at a time."""
+    one call in flight at a time (batching.Coalescer)."""
 
     def __init__(self, risk: RiskPort, *, max_items: int = MAX_BATCH_ITEMS) -> None:
         self._risk = risk
-        self._max_items = max_items
-        self._queue: list[_Waiting] = []
-        self._flushing: asyncio.Task[None] | None = None
-        self.calls = 0  # batches sent: for tests and profiles
+        self._batches: Coalescer[FillDue | ReleaseDue, FillOutcome | ReleaseOutcome] = Coalescer(
+            self._send, what="risk service settlement", max_items=max_items
+        )
+
+    @property
+    def calls(self) -> int:
+        """Batches sent: for tests and profiles."""
+        return self._batches.calls
+
+    @property
+    def queued(self) -> int:
+        """Settlements waiting for the call in flight to return."""
+        return self._batches.queued
 
     async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
-        """As RiskPort.settle, sent with whatever else is waiting."""
+        """As RiskPort.settle, sent with whatever else is waiting. A caller that
+        gives up leaves its items in the batch: they are idempotent, and whatever
+        it does not mark as done stays due in the outbox."""
         if not fills and not releases:
             return Settled((), ())
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(
-            list(fills), list(releases), loop.create_future(), contextvars.copy_context()
-        )
-        self._queue.append(waiting)
-        if self._flushing is None:
-            self._flush_next()
-        # A caller that gives up leaves its items in the batch: they are idempotent,
-        # and whatever it does not mark as done stays due in the outbox.
-        return await waiting.future
-
-    def _flush_next(self) -> None:
-        batch, size = [], 0
-        while self._queue and (not batch or size + self._queue[0].size <= self._max_items):
-            waiting = self._queue.pop(0)
-            batch.append(waiting)
-            size += waiting.size
-        self._flushing = asyncio.get_running_loop().create_task(
-            self._flush(batch), context=batch[0].context
+        outcomes = await self._batches.run([*fills, *releases])
+        return Settled(
+            tuple(cast(FillOutcome, o) for o in outcomes[: len(fills)]),
+            tuple(cast(ReleaseOutcome, o) for o in outcomes[len(fills) :]),
         )
 
-    async def _flush(self, batch: list[_Waiting]) -> None:
-        self.calls += 1
-        try:
-            settled = await self._risk.settle(
-                [fill for waiting in batch for fill in waiting.fills],
-                [release for waiting in batch for release in waiting.releases],
-            )
-        except Exception:
-            # A port answers every item and never raises: this is a bug. Its
-            # callers see Unavailable, so their items stay due for the outbox.
-            _LOGGER.exception("settling %d items with risk service failed", len(batch))
-            _fail(batch, Unavailable("risk service unavailable: settlement failed"))
-        except BaseException:  # cancelled: the process is stopping
-            _fail([*batch, *self._queue], Unavailable("risk service settlement interrupted"))
-            self._queue.clear()
-            self._flushing = None
-            raise
-        else:
-            fills, releases = 0, 0
-            for waiting in batch:
-                own_fills = settled.fills[fills : fills + len(waiting.fills)]
-                own_releases = settled.releases[releases : releases + len(waiting.releases)]
-                fills += len(waiting.fills)
-                releases += len(waiting.releases)
-                _resolve(waiting, Settled(own_fills, own_releases))
-        self._flushing = None
-        if self._queue:
-            self._flush_next()
-
-
-def _fail(batch: list[_Waiting], error: DomainError) -> None:
-    for waiting in batch:
-        _resolve(waiting, Settled((error,) * len(waiting.fills), (error,) * len(waiting.releases)))
-
-
-def _resolve(waiting: _Waiting, settled: Settled) -> None:
-    if not waiting.future.done():  # its caller may have been cancelled
-        waiting.future.set_result(settled)
+    async def _send(
+        self, items: list[FillDue | ReleaseDue]
+    ) -> list[FillOutcome | ReleaseOutcome | DomainError]:
+        """One settle() of the port for the items of many callers: every fill, then
+        every release, as each caller's own settle() orders them."""
+        fills = [item for item in items if isinstance(item, FillDue)]
+        releases = [item for item in items if isinstance(item, ReleaseDue)]
+        settled = await self._risk.settle(fills, releases)
+        fill_outcomes, release_outcomes = iter(settled.fills), iter(settled.releases)
+        return [
+            next(fill_outcomes) if isinstance(item, FillDue) else next(release_outcomes)
+            for item in items
+        ]

@@ -275,6 +275,21 @@ class OrderStore:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Writes inside a transaction() that are rolled back alone on error, the
+        transaction going on (group_commit.py: one per placement of a group)."""
+        if not self._db.in_transaction:
+            raise RuntimeError("a savepoint belongs inside an OrderStore transaction")
+        self._db.execute("SAVEPOINT grouped")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO grouped")
+            self._db.execute("RELEASE grouped")
+            raise
+        self._db.execute("RELEASE grouped")
+
     # -- orders ------------------------------------------------------------------
 
     def insert(self, order: Order) -> Order:

@@ -93,6 +93,32 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
                 )
         return reply
 
+    async def ReserveBatch(
+        self, request: risk_pb2.ReserveBatchRequest, context: grpc.aio.ServicerContext
+    ) -> risk_pb2.ReserveBatchResponse:
+        # Each item as its own Reserve, in request order; a refusal is that item's status.
+        reply = risk_pb2.ReserveBatchResponse()
+        for item in request.reservations:
+            try:
+                result = self._book.reserve(
+                    reservation_id=item.reservation_id,
+                    account_id=item.account_id,
+                    symbol=item.symbol,
+                    side=int(item.side),
+                    quantity=item.quantity,
+                    price=item.price,
+                )
+            except DomainError as err:
+                reply.reservations.add(error=to_rpc_status(err))
+            else:
+                reply.reservations.add(
+                    reserved=risk_pb2.ReserveResponse(
+                        reservation=reservation_to_proto(result.reservation),
+                        replayed=result.replayed,
+                    )
+                )
+        return reply
+
     async def GetAccount(
         self, request: risk_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> risk_pb2.Account:

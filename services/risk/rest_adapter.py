@@ -8,9 +8,10 @@ and domain errors propagate to the runtime, which answers problem documents.
     POST /v1/reservations/{reservation_id}:release      Release
     POST /v1/reservations/{reservation_id}/fills        ApplyFill
     POST /v1/reservations:settle                        Settle
+    POST /v1/reservations:batch                         ReserveBatch
     GET  /v1/accounts/{account_id}                      GetAccount
 
-Settle answers each item with its outcome, a refused item with its problem
+Settle and ReserveBatch answer each item with its outcome, a refused item with its problem
 document (as the single call would have answered it) under "error".
 """
 
@@ -93,6 +94,15 @@ class SettleRequest(BaseModel):
     account_id: str = ""
     fills: list[SettleFill] = []
     releases: list[SettleRelease] = []
+
+
+class ReserveBatchRequest(BaseModel):
+    """trading.v1.ReserveBatchRequest: reservations, each answered on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = ""
+    reservations: list[ReserveRequest] = []
 
 
 def reservation_dict(reservation: Reservation) -> dict[str, Any]:
@@ -214,6 +224,34 @@ def risk_router(book: RiskBook) -> APIRouter:
                 }
                 releases.append({"released": released})
         return JsonResponse({"fills": fills, "releases": releases})
+
+    @router.post(
+        "/v1/reservations:batch",
+        name="ReserveBatch",
+        summary="Reserve for many orders, each answered on its own",
+    )
+    async def reserve_batch(request: ReserveBatchRequest) -> JsonResponse:
+        # As the gRPC ReserveBatch: in request order, a refusal is that item's problem.
+        items: list[dict[str, Any]] = []
+        for item in request.reservations:
+            try:
+                result = book.reserve(
+                    reservation_id=item.reservation_id,
+                    account_id=item.account_id,
+                    symbol=item.symbol,
+                    side=_side_value(item.side),
+                    quantity=item.quantity,
+                    price=item.price,
+                )
+            except DomainError as err:
+                items.append({"error": error_body(err)})
+            else:
+                reserved = {
+                    "reservation": reservation_dict(result.reservation),
+                    "replayed": result.replayed,
+                }
+                items.append({"reserved": reserved})
+        return JsonResponse({"reservations": items})
 
     @router.get("/v1/accounts/{account_id}", name="GetAccount", summary="An account's state")
     async def get_account(account_id: str) -> JsonResponse:

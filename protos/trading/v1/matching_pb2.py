@@ -22,32 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from trading.v1 import common_pb2 as trading_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19trading/v1/matching.proto\x12\ntrading.v1\x1a\x17trading/v1/common.proto\"\xdb\x01\n\rSubmitRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12#\n\x04type\x18\x05 \x01(\x0e\x32\x15.trading.v1.OrderType\x12.\n\rtime_in_force\x18\x06 \x01(\x0e\x32\x17.trading.v1.TimeInForce\x12\x10\n\x08quantity\x18\x07 \x01(\x03\x12\r\n\x05price\x18\x08 \x01(\x03\"\xc4\x01\n\x0f\x45xecutionReport\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.trading.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x04 \x01(\x03\x12\x18\n\x10resting_quantity\x18\x05 \x01(\x03\x12!\n\x06trades\x18\x06 \x03(\x0b\x32\x11.trading.v1.Trade\x12\x10\n\x08replayed\x18\x07 \x01(\x08\"1\n\rCancelRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"=\n\x0e\x43\x61ncelResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x19\n\x11\x63\x61nceled_quantity\x18\x02 \x01(\x03\"/\n\x0eGetBookRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x05\"|\n\x0c\x42ookSnapshot\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12$\n\x04\x62ids\x18\x02 \x03(\x0b\x32\x16.trading.v1.PriceLevel\x12$\n\x04\x61sks\x18\x03 \x03(\x0b\x32\x16.trading.v1.PriceLevel\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"&\n\x13StreamEventsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"^\n\x0bMarketEvent\x12\"\n\x05trade\x18\x01 \x01(\x0b\x32\x11.trading.v1.TradeH\x00\x12\"\n\x05quote\x18\x02 \x01(\x0b\x32\x11.trading.v1.QuoteH\x00\x42\x07\n\x05\x65vent2\xa0\x02\n\x0eMatchingEngine\x12@\n\x06Submit\x12\x19.trading.v1.SubmitRequest\x1a\x1b.trading.v1.ExecutionReport\x12?\n\x06\x43\x61ncel\x12\x19.trading.v1.CancelRequest\x1a\x1a.trading.v1.CancelResponse\x12?\n\x07GetBook\x12\x1a.trading.v1.GetBookRequest\x1a\x18.trading.v1.BookSnapshot\x12J\n\x0cStreamEvents\x12\x1f.trading.v1.StreamEventsRequest\x1a\x17.trading.v1.MarketEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19trading/v1/matching.proto\x12\ntrading.v1\x1a\x17google/rpc/status.proto\x1a\x17trading/v1/common.proto\"\xdb\x01\n\rSubmitRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.trading.v1.Side\x12#\n\x04type\x18\x05 \x01(\x0e\x32\x15.trading.v1.OrderType\x12.\n\rtime_in_force\x18\x06 \x01(\x0e\x32\x17.trading.v1.TimeInForce\x12\x10\n\x08quantity\x18\x07 \x01(\x03\x12\r\n\x05price\x18\x08 \x01(\x03\"\xc4\x01\n\x0f\x45xecutionReport\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.trading.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x04 \x01(\x03\x12\x18\n\x10resting_quantity\x18\x05 \x01(\x03\x12!\n\x06trades\x18\x06 \x03(\x0b\x32\x11.trading.v1.Trade\x12\x10\n\x08replayed\x18\x07 \x01(\x08\"1\n\rCancelRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"=\n\x0e\x43\x61ncelResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x19\n\x11\x63\x61nceled_quantity\x18\x02 \x01(\x03\"/\n\x0eGetBookRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x05\"|\n\x0c\x42ookSnapshot\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12$\n\x04\x62ids\x18\x02 \x03(\x0b\x32\x16.trading.v1.PriceLevel\x12$\n\x04\x61sks\x18\x03 \x03(\x0b\x32\x16.trading.v1.PriceLevel\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"&\n\x13StreamEventsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"^\n\x0bMarketEvent\x12\"\n\x05trade\x18\x01 \x01(\x0b\x32\x11.trading.v1.TradeH\x00\x12\"\n\x05quote\x18\x02 \x01(\x0b\x32\x11.trading.v1.QuoteH\x00\x42\x07\n\x05\x65vent\"O\n\x12SubmitBatchRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12)\n\x06orders\x18\x02 \x03(\x0b\x32\x19.trading.v1.SubmitRequest\"o\n\x0eSubmittedOrder\x12-\n\x06report\x18\x01 \x01(\x0b\x32\x1b.trading.v1.ExecutionReportH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"A\n\x13SubmitBatchResponse\x12*\n\x06orders\x18\x01 \x03(\x0b\x32\x1a.trading.v1.SubmittedOrder2\xf0\x02\n\x0eMatchingEngine\x12@\n\x06Submit\x12\x19.trading.v1.SubmitRequest\x1a\x1b.trading.v1.ExecutionReport\x12?\n\x06\x43\x61ncel\x12\x19.trading.v1.CancelRequest\x1a\x1a.trading.v1.CancelResponse\x12?\n\x07GetBook\x12\x1a.trading.v1.GetBookRequest\x1a\x18.trading.v1.BookSnapshot\x12J\n\x0cStreamEvents\x12\x1f.trading.v1.StreamEventsRequest\x1a\x17.trading.v1.MarketEvent0\x01\x12N\n\x0bSubmitBatch\x12\x1e.trading.v1.SubmitBatchRequest\x1a\x1f.trading.v1.SubmitBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.matching_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITREQUEST']._serialized_start=67
-  _globals['_SUBMITREQUEST']._serialized_end=286
-  _globals['_EXECUTIONREPORT']._serialized_start=289
-  _globals['_EXECUTIONREPORT']._serialized_end=485
-  _globals['_CANCELREQUEST']._serialized_start=487
-  _globals['_CANCELREQUEST']._serialized_end=536
-  _globals['_CANCELRESPONSE']._serialized_start=538
-  _globals['_CANCELRESPONSE']._serialized_end=599
-  _globals['_GETBOOKREQUEST']._serialized_start=601
-  _globals['_GETBOOKREQUEST']._serialized_end=648
-  _globals['_BOOKSNAPSHOT']._serialized_start=650
-  _globals['_BOOKSNAPSHOT']._serialized_end=774
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=776
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=814
-  _globals['_MARKETEVENT']._serialized_start=816
-  _globals['_MARKETEVENT']._serialized_end=910
-  _globals['_MATCHINGENGINE']._serialized_start=913
-  _globals['_MATCHINGENGINE']._serialized_end=1201
+  _globals['_SUBMITREQUEST']._serialized_start=92
+  _globals['_SUBMITREQUEST']._serialized_end=311
+  _globals['_EXECUTIONREPORT']._serialized_start=314
+  _globals['_EXECUTIONREPORT']._serialized_end=510
+  _globals['_CANCELREQUEST']._serialized_start=512
+  _globals['_CANCELREQUEST']._serialized_end=561
+  _globals['_CANCELRESPONSE']._serialized_start=563
+  _globals['_CANCELRESPONSE']._serialized_end=624
+  _globals['_GETBOOKREQUEST']._serialized_start=626
+  _globals['_GETBOOKREQUEST']._serialized_end=673
+  _globals['_BOOKSNAPSHOT']._serialized_start=675
+  _globals['_BOOKSNAPSHOT']._serialized_end=799
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=801
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=839
+  _globals['_MARKETEVENT']._serialized_start=841
+  _globals['_MARKETEVENT']._serialized_end=935
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=937
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=1016
+  _globals['_SUBMITTEDORDER']._serialized_start=1018
+  _globals['_SUBMITTEDORDER']._serialized_end=1129
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=1131
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=1196
+  _globals['_MATCHINGENGINE']._serialized_start=1199
+  _globals['_MATCHINGENGINE']._serialized_end=1567
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from google.rpc import status_pb2 as _status_pb2
 from trading.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -94,3 +95,25 @@ class MarketEvent(_message.Message):
     trade: _common_pb2.Trade
     quote: _common_pb2.Quote
     def __init__(self, trade: _Optional[_Union[_common_pb2.Trade, _Mapping]] = ..., quote: _Optional[_Union[_common_pb2.Quote, _Mapping]] = ...) -> None: ...
+
+class SubmitBatchRequest(_message.Message):
+    __slots__ = ("symbol", "orders")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    orders: _containers.RepeatedCompositeFieldContainer[SubmitRequest]
+    def __init__(self, symbol: _Optional[str] = ..., orders: _Optional[_Iterable[_Union[SubmitRequest, _Mapping]]] = ...) -> None: ...
+
+class SubmittedOrder(_message.Message):
+    __slots__ = ("report", "error")
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    report: ExecutionReport
+    error: _status_pb2.Status
+    def __init__(self, report: _Optional[_Union[ExecutionReport, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class SubmitBatchResponse(_message.Message):
+    __slots__ = ("orders",)
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    orders: _containers.RepeatedCompositeFieldContainer[SubmittedOrder]
+    def __init__(self, orders: _Optional[_Iterable[_Union[SubmittedOrder, _Mapping]]] = ...) -> None: ...

@@ -56,6 +56,11 @@ class MatchingEngineStub:
                 request_serializer=trading_dot_v1_dot_matching__pb2.StreamEventsRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_matching__pb2.MarketEvent.FromString,
                 _registered_method=True)
+        self.SubmitBatch = channel.unary_unary(
+                '/trading.v1.MatchingEngine/SubmitBatch',
+                request_serializer=trading_dot_v1_dot_matching__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_matching__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
 
 
 class MatchingEngineServicer:
@@ -95,6 +100,17 @@ class MatchingEngineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitBatch(self, request, context):
+        """Matches many orders in one call: each exactly as Submit would (same
+        checks, same idempotency on order_id), in request order, so one symbol's
+        orders reach its book in that order; each is answered on its own, and a
+        refused order does not stop the others. Every order's symbol must be on
+        the engine the call reaches: callers group orders by the symbol's owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MatchingEngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -117,6 +133,11 @@ def add_MatchingEngineServicer_to_server(servicer, server):
                     servicer.StreamEvents,
                     request_deserializer=trading_dot_v1_dot_matching__pb2.StreamEventsRequest.FromString,
                     response_serializer=trading_dot_v1_dot_matching__pb2.MarketEvent.SerializeToString,
+            ),
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=trading_dot_v1_dot_matching__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_matching__pb2.SubmitBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -229,6 +250,33 @@ class MatchingEngine:
             '/trading.v1.MatchingEngine/StreamEvents',
             trading_dot_v1_dot_matching__pb2.StreamEventsRequest.SerializeToString,
             trading_dot_v1_dot_matching__pb2.MarketEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.MatchingEngine/SubmitBatch',
+            trading_dot_v1_dot_matching__pb2.SubmitBatchRequest.SerializeToString,
+            trading_dot_v1_dot_matching__pb2.SubmitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -165,3 +165,25 @@ class SettleResponse(_message.Message):
     fills: _containers.RepeatedCompositeFieldContainer[SettledFill]
     releases: _containers.RepeatedCompositeFieldContainer[SettledRelease]
     def __init__(self, fills: _Optional[_Iterable[_Union[SettledFill, _Mapping]]] = ..., releases: _Optional[_Iterable[_Union[SettledRelease, _Mapping]]] = ...) -> None: ...
+
+class ReserveBatchRequest(_message.Message):
+    __slots__ = ("account_id", "reservations")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    reservations: _containers.RepeatedCompositeFieldContainer[ReserveRequest]
+    def __init__(self, account_id: _Optional[str] = ..., reservations: _Optional[_Iterable[_Union[ReserveRequest, _Mapping]]] = ...) -> None: ...
+
+class ReservedItem(_message.Message):
+    __slots__ = ("reserved", "error")
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    reserved: ReserveResponse
+    error: _status_pb2.Status
+    def __init__(self, reserved: _Optional[_Union[ReserveResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class ReserveBatchResponse(_message.Message):
+    __slots__ = ("reservations",)
+    RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    reservations: _containers.RepeatedCompositeFieldContainer[ReservedItem]
+    def __init__(self, reservations: _Optional[_Iterable[_Union[ReservedItem, _Mapping]]] = ...) -> None: ...

@@ -62,6 +62,11 @@ class RiskServiceStub:
                 request_serializer=trading_dot_v1_dot_risk__pb2.SettleRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_risk__pb2.SettleResponse.FromString,
                 _registered_method=True)
+        self.ReserveBatch = channel.unary_unary(
+                '/trading.v1.RiskService/ReserveBatch',
+                request_serializer=trading_dot_v1_dot_risk__pb2.ReserveBatchRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_risk__pb2.ReserveBatchResponse.FromString,
+                _registered_method=True)
 
 
 class RiskServiceServicer:
@@ -113,6 +118,17 @@ class RiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReserveBatch(self, request, context):
+        """Reserves for many orders in one call: each item exactly as Reserve would
+        (same checks, same idempotency on reservation_id), applied in request order
+        and answered on its own; a refused item does not stop the others. Every
+        item's account must live on the instance the call reaches: callers group
+        items by the account's owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +156,11 @@ def add_RiskServiceServicer_to_server(servicer, server):
                     servicer.Settle,
                     request_deserializer=trading_dot_v1_dot_risk__pb2.SettleRequest.FromString,
                     response_serializer=trading_dot_v1_dot_risk__pb2.SettleResponse.SerializeToString,
+            ),
+            'ReserveBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveBatch,
+                    request_deserializer=trading_dot_v1_dot_risk__pb2.ReserveBatchRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_risk__pb2.ReserveBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -280,6 +301,33 @@ class RiskService:
             '/trading.v1.RiskService/Settle',
             trading_dot_v1_dot_risk__pb2.SettleRequest.SerializeToString,
             trading_dot_v1_dot_risk__pb2.SettleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.RiskService/ReserveBatch',
+            trading_dot_v1_dot_risk__pb2.ReserveBatchRequest.SerializeToString,
+            trading_dot_v1_dot_risk__pb2.ReserveBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,7 +40,7 @@ async def test_settlements_waiting_for_a_call_share_the_next_one(
         ),
         asyncio.create_task(batcher.settle((), [ReleaseDue("r-3", "acct-3")])),
     ]
-    await until(lambda: len(batcher._queue) == 3)
+    await until(lambda: batcher.queued == 3)
     gate.set()
 
     assert await first == Settled((False,), ())

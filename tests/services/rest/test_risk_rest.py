@@ -243,6 +243,7 @@ async def test_openapi_lists_every_route_with_the_problem_schema(risk) -> None:
         "/v1/reservations/{reservation_id}:release",
         "/v1/reservations/{reservation_id}/fills",
         "/v1/reservations:settle",
+        "/v1/reservations:batch",
         "/v1/accounts/{account_id}",
         "/healthz",
     }
