@@ -35,7 +35,8 @@ Figure = dict[str, Any]
 ERRORS, GENERATOR_BOUND = "†", "‡"
 FOOTNOTES = (
     f"{ERRORS} from a figure with errors (failed calls, or open-loop slots dropped at the "
-    "in-flight cap): it measures a partly failing run, not the transport.",
+    "in-flight cap) or with no call completed in its window: it measures a failing run, "
+    "not the transport.",
     f"{GENERATOR_BOUND} from a generator-bound figure (load generator above "
     f"{GENERATOR_BOUND_SHARE:.0%} of a core): it measures the client as much as the server.",
 )
@@ -105,7 +106,7 @@ def marks(*figures: Figure | None) -> str:
     for m in figures:
         if m is None:
             continue
-        if m["errors"]:
+        if m["errors"] or not m["requests"]:  # nothing completed in the window is no figure
             found.add(ERRORS)
         share = generator_share(m.get("generator_cpu_s"), m["duration_s"])
         if share is not None and share > GENERATOR_BOUND_SHARE:
@@ -388,7 +389,7 @@ def _series_label(m: Figure) -> str:
     return f"{m['transport']} {_setup(m['variant'])} {m['driver']} {_load(m)}{replay}"
 
 
-def _pair_key(m: Figure) -> str:
+def _curve_key(m: Figure) -> str:
     """What a gRPC figure and its REST counterpart share: one color, two line styles."""
     replay = " (replay)" if m.get("notes", "").startswith("replay") else ""
     return f"{_setup(m['variant'])} {_load(m)}{replay}"
@@ -415,7 +416,7 @@ def plot(figures: list[Figure], out: Path) -> list[Path]:
         curves = [m for m in group if m["latency_curve"] and m["requests"]]
         if curves:
             fig, ax = plt.subplots(figsize=(11, 5.5))
-            colors = _pair_colors(plt, [_pair_key(m) for m in curves])
+            colors = _pair_colors(plt, [_curve_key(m) for m in curves])
             for m in curves:
                 xs, ys = [], []
                 for pct, ms in m["latency_curve"]:
@@ -425,7 +426,7 @@ def plot(figures: list[Figure], out: Path) -> list[Path]:
                     ys.append(max(ms, 1e-3))
                 style = "--" if m["transport"] == "rest" else "-"
                 ax.plot(
-                    xs, ys, style, marker=".", color=colors[_pair_key(m)], label=_series_label(m)
+                    xs, ys, style, marker=".", color=colors[_curve_key(m)], label=_series_label(m)
                 )
             ax.set_xscale("log")
             ax.set_yscale("log")
