@@ -178,11 +178,17 @@ class ServerSpans(WrappingInterceptor):
             try:
                 async for response in behavior(request, context):
                     yield response
-            except BaseException as exc:
+            except GeneratorExit as exc:
+                # Closed by the event loop's finalizer after its task ended (a
+                # client that went away): that runs in another context, where the
+                # token cannot be reset; the context it would restore is gone.
                 self._finish(span, context, exc)
                 raise
-            finally:
+            except BaseException as exc:
                 _detach(token)
+                self._finish(span, context, exc)
+                raise
+            _detach(token)
             self._finish(span, context, None)
 
         return stream
