@@ -172,3 +172,27 @@ def key_groups(keys: Sequence[str], owner: Callable[[str], str | None]) -> list[
     for index, key in enumerate(keys):
         groups.setdefault(owner(key), []).append(index)
     return list(groups.values())
+
+
+AnswerT = TypeVar("AnswerT")
+
+
+def scatter(
+    outcomes: list[OutcomeT | DomainError],
+    group: Sequence[int],
+    answers: Sequence[AnswerT] | DomainError,
+    decode: Callable[[int, AnswerT], OutcomeT | DomainError],
+    *,
+    call: str,
+) -> None:
+    """Puts a batched call's per-item answers at their items' places in `outcomes`:
+    each decoded (`decode(index, answer)`); or, when the call failed (`answers` is
+    the error) or answered a different number of items, that one error for all."""
+    if not isinstance(answers, DomainError) and len(answers) != len(group):
+        answers = Unavailable(f"{call} answered {len(answers)} items for {len(group)}")
+    if isinstance(answers, DomainError):
+        for index in group:
+            outcomes[index] = answers
+        return
+    for index, answer in zip(group, answers, strict=True):
+        outcomes[index] = decode(index, answer)

@@ -26,7 +26,7 @@ from clients.endpoint_pool import EndpointPool
 from services import errors
 from services.errors import Unavailable
 from services.model import OrderSpec, OrderStatus
-from services.orders.batching import Coalescer, key_groups
+from services.orders.batching import Coalescer, key_groups, scatter
 from services.orders.ports import (
     Execution,
     FillDue,
@@ -85,22 +85,10 @@ class GrpcRisk:
                 reply = await self._stub.ReserveBatch(request, timeout=self._timeout)
             except grpc.aio.AioRpcError as err:
                 if err.code() is not grpc.StatusCode.UNIMPLEMENTED:
-                    error = error_from_rpc(err, RISK_PEER)
-                    for index in group:
-                        outcomes[index] = error
+                    scatter(outcomes, group, error_from_rpc(err, RISK_PEER), _reserved, call=_RB)
                     return
             else:
-                if len(reply.reservations) != len(group):
-                    error = Unavailable(f"{RISK_PEER} unavailable: ReserveBatch miscounted")
-                    for index in group:
-                        outcomes[index] = error
-                    return
-                for index, answer in zip(group, reply.reservations, strict=True):
-                    outcomes[index] = (
-                        item_error(answer.error, RISK_PEER)
-                        if answer.WhichOneof("outcome") == "error"
-                        else _hold(answer.reserved)
-                    )
+                scatter(outcomes, group, reply.reservations, _reserved, call=_RB)
                 return
         # One item, or a server without ReserveBatch: each item on its own.
         await asyncio.gather(*(self._reserve_one(items, index, outcomes) for index in group))
@@ -281,21 +269,10 @@ class GrpcMatching:
             except grpc.aio.AioRpcError as err:
                 if err.code() is not grpc.StatusCode.UNIMPLEMENTED:
                     error = error_from_rpc(err, MATCHING_PEER)
-                    for index in group:
-                        outcomes[index] = error
+                    scatter(outcomes, group, error, _submitted, call=_SB)
                     return
             else:
-                if len(reply.orders) != len(group):
-                    error = Unavailable(f"{MATCHING_PEER} unavailable: SubmitBatch miscounted")
-                    for index in group:
-                        outcomes[index] = error
-                    return
-                for index, answer in zip(group, reply.orders, strict=True):
-                    outcomes[index] = (
-                        item_error(answer.error, MATCHING_PEER)
-                        if answer.WhichOneof("outcome") == "error"
-                        else _execution(answer.report)
-                    )
+                scatter(outcomes, group, reply.orders, _submitted, call=_SB)
                 return
         # One item, or an engine without SubmitBatch: each item on its own, in
         # order (one symbol's orders reach its book in the order of the batch).
@@ -347,6 +324,22 @@ class MatchingEngines:
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._pool.on_change(lambda _pool: listener())
+
+
+_RB = f"{RISK_PEER} ReserveBatch"
+_SB = f"{MATCHING_PEER} SubmitBatch"
+
+
+def _reserved(_index: int, answer: risk_pb2.ReservedItem) -> Hold | errors.DomainError:
+    if answer.WhichOneof("outcome") == "error":
+        return item_error(answer.error, RISK_PEER)
+    return _hold(answer.reserved)
+
+
+def _submitted(_index: int, answer: matching_pb2.SubmittedOrder) -> Execution | errors.DomainError:
+    if answer.WhichOneof("outcome") == "error":
+        return item_error(answer.error, MATCHING_PEER)
+    return _execution(answer.report)
 
 
 def _trade(trade: common_pb2.Trade) -> Trade:

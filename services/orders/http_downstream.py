@@ -23,7 +23,7 @@ from clients.balancers.ring_hash import RingHashPicker
 from clients.http_pool import HttpMember, HttpPool, HttpUnreachable
 from services.errors import DomainError, Unavailable
 from services.model import OrderSpec, OrderStatus
-from services.orders.batching import Coalescer, key_groups
+from services.orders.batching import Coalescer, key_groups, scatter
 from services.orders.downstream import MATCHING_PEER, RISK_PEER, ring_owner
 from services.orders.ports import (
     Execution,
@@ -130,19 +130,14 @@ class HttpRisk:
             for index in group:
                 outcomes[index] = err
             return
-        answers = reply.get("reservations") or []
-        if len(answers) != len(group):
-            error = Unavailable(f"{RISK_PEER} unavailable: ReserveBatch miscounted")
-            for index in group:
-                outcomes[index] = error
-            return
-        for index, answer in zip(group, answers, strict=True):
+
+        def reserved(index: int, answer: dict[str, Any]) -> Hold | DomainError:
             error = answer.get("error")
-            outcomes[index] = (
-                _item_error(error)
-                if error is not None
-                else _hold(answer.get("reserved") or {}, items[index].reservation_id)
-            )
+            if error is not None:
+                return _item_error(error)
+            return _hold(answer.get("reserved") or {}, items[index].reservation_id)
+
+        scatter(outcomes, group, reply.get("reservations") or [], reserved, call=_RB)
 
     async def _post(self, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
         return await _call(
@@ -251,6 +246,10 @@ class HttpRisk:
                 if error is not None
                 else Released(freed.get("released_quantity", 0), freed.get("released_cash", 0))
             )
+
+
+_RB = f"{RISK_PEER} ReserveBatch"
+_SB = f"{MATCHING_PEER} SubmitBatch"
 
 
 def _item_error(problem: Any, peer: str = RISK_PEER) -> DomainError:
@@ -365,19 +364,14 @@ class HttpMatching:
             for index in group:
                 outcomes[index] = err
             return
-        answers = reply.get("orders") or []
-        if len(answers) != len(group):
-            error = Unavailable(f"{MATCHING_PEER} unavailable: SubmitBatch miscounted")
-            for index in group:
-                outcomes[index] = error
-            return
-        for index, answer in zip(group, answers, strict=True):
+
+        def submitted(index: int, answer: dict[str, Any]) -> Execution | DomainError:
             error = answer.get("error")
-            outcomes[index] = (
-                _item_error(error, MATCHING_PEER)
-                if error is not None
-                else _execution(answer.get("report") or {}, items[index].order_id)
-            )
+            if error is not None:
+                return _item_error(error, MATCHING_PEER)
+            return _execution(answer.get("report") or {}, items[index].order_id)
+
+        scatter(outcomes, group, reply.get("orders") or [], submitted, call=_SB)
 
     async def _post(
         self, path: str, key: str, body: dict[str, Any], member: HttpMember | None

@@ -8,8 +8,8 @@ import asyncio
 import time
 
 from clients.resilience.deadline import SERVING_DEADLINE
-from services.errors import DomainError, Unavailable
-from services.orders.batching import Coalescer, key_groups
+from services.errors import DomainError, NotFound, Unavailable
+from services.orders.batching import Coalescer, key_groups, scatter
 
 
 class Recorder:
@@ -93,3 +93,17 @@ def test_keys_are_grouped_by_owner_in_order() -> None:
     owners = {"a": "one", "b": "two", "c": "one"}
     assert key_groups(["a", "b", "c", "b"], owners.get) == [[0, 2], [1, 3]]
     assert key_groups(["a", "b"], lambda _key: None) == [[0, 1]]
+
+
+def test_scatter_places_each_answer_at_its_item_or_one_error_for_all() -> None:
+    outcomes: list[str | DomainError] = [Unavailable("not sent")] * 4
+    scatter(outcomes, [3, 1], ["a", "b"], lambda i, answer: f"{i}:{answer}", call="X")
+    assert outcomes[3] == "3:a" and outcomes[1] == "1:b"
+
+    refused = NotFound("gone")
+    scatter(outcomes, [0, 2], refused, lambda i, answer: answer, call="X")
+    assert outcomes[0] is refused and outcomes[2] is refused
+
+    scatter(outcomes, [1, 3], ["only one"], lambda i, answer: answer, call="risk ReserveBatch")
+    assert isinstance(outcomes[1], Unavailable) and outcomes[1] is outcomes[3]
+    assert "risk ReserveBatch answered 1 items for 2" in outcomes[1].message
