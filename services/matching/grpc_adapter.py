@@ -29,6 +29,9 @@ class MatchingEngineServicer(matching_pb2_grpc.MatchingEngineServicer):
     async def Submit(
         self, request: matching_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> matching_pb2.ExecutionReport:
+        return self._submit(request)
+
+    def _submit(self, request: matching_pb2.SubmitRequest) -> matching_pb2.ExecutionReport:
         report = self._engine.submit(
             order_id=request.order_id,
             account_id=request.account_id,
@@ -49,20 +52,11 @@ class MatchingEngineServicer(matching_pb2_grpc.MatchingEngineServicer):
         reply = matching_pb2.SubmitBatchResponse()
         for item in request.orders:
             try:
-                report = self._engine.submit(
-                    order_id=item.order_id,
-                    account_id=item.account_id,
-                    symbol=item.symbol,
-                    side=int(item.side),
-                    type=int(item.type),
-                    time_in_force=int(item.time_in_force),
-                    quantity=item.quantity,
-                    price=item.price,
-                )
+                report = self._submit(item)
             except DomainError as err:
                 reply.orders.add(error=to_rpc_status(err))
             else:
-                reply.orders.add(report=report_to_proto(report))
+                reply.orders.add(report=report)
         return reply
 
     async def Cancel(

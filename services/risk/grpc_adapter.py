@@ -25,6 +25,9 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
     async def Reserve(
         self, request: risk_pb2.ReserveRequest, context: grpc.aio.ServicerContext
     ) -> risk_pb2.ReserveResponse:
+        return self._reserve(request)
+
+    def _reserve(self, request: risk_pb2.ReserveRequest) -> risk_pb2.ReserveResponse:
         result = self._book.reserve(
             reservation_id=request.reservation_id,
             account_id=request.account_id,
@@ -100,23 +103,11 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
         reply = risk_pb2.ReserveBatchResponse()
         for item in request.reservations:
             try:
-                result = self._book.reserve(
-                    reservation_id=item.reservation_id,
-                    account_id=item.account_id,
-                    symbol=item.symbol,
-                    side=int(item.side),
-                    quantity=item.quantity,
-                    price=item.price,
-                )
+                reserved = self._reserve(item)
             except DomainError as err:
                 reply.reservations.add(error=to_rpc_status(err))
             else:
-                reply.reservations.add(
-                    reserved=risk_pb2.ReserveResponse(
-                        reservation=reservation_to_proto(result.reservation),
-                        replayed=result.replayed,
-                    )
-                )
+                reply.reservations.add(reserved=reserved)
         return reply
 
     async def GetAccount(
