@@ -146,18 +146,28 @@ def _book_trades(
             fill = Fill(
                 trade.trade_id, order_id, trade.price, trade.quantity, True, trade.timestamp_ns
             )
-            if not store.has_fill(fill):
-                try:
-                    filled = current.fill(trade.quantity, trade.price, now)
-                except IllegalTransition as err:  # see _book_maker_fill
-                    _LOGGER.error("trade %s: taker fill not recorded: %s", trade.trade_id, err)
-                else:
-                    store.add_fill(fill)
-                    current = filled
-                    booking.fills.append(fill)
-                    booking.events.append(OrderEvent(OrderEventType.FILLED, current, fill))
+            filled = _filled(store, current, fill, now, "taker")
+            # The insert is the check: it does nothing for a fill recorded before.
+            if filled is not None and store.add_fill(fill):
+                current = filled
+                booking.fills.append(fill)
+                booking.events.append(OrderEvent(OrderEventType.FILLED, current, fill))
         _book_maker_fill(store, trade, now, booking)
     return current
+
+
+def _filled(store: OrderStore, order: Order, fill: Fill, now: int, side: str) -> Order | None:
+    """`order` with `fill` booked, or None when the transition is illegal. That
+    is an error unless the fill was recorded before (then the order already
+    holds it); the store is only asked in that rare case."""
+    try:
+        return order.fill(fill.quantity, fill.price, now)
+    except IllegalTransition as err:
+        if not store.has_fill(fill):
+            # The engine and the store disagree about the order; recording the
+            # rest matters more than failing the whole placement over it.
+            _LOGGER.error("trade %s: %s fill not recorded: %s", fill.trade_id, side, err)
+        return None
 
 
 def _book_maker_fill(store: OrderStore, trade: Trade, now: int, booking: Booking) -> None:
@@ -168,16 +178,10 @@ def _book_maker_fill(store: OrderStore, trade: Trade, now: int, booking: Booking
     fill = Fill(
         trade.trade_id, maker.order_id, trade.price, trade.quantity, False, trade.timestamp_ns
     )
-    if store.has_fill(fill):
+    filled = _filled(store, maker, fill, now, "maker")
+    if filled is None or not store.add_fill(fill):
         return
-    try:
-        maker = maker.fill(trade.quantity, trade.price, now)
-    except IllegalTransition as err:
-        # The engine and the store disagree about the maker; recording the taker
-        # matters more than failing the whole placement over it.
-        _LOGGER.error("trade %s: maker fill not recorded: %s", trade.trade_id, err)
-        return
-    store.add_fill(fill)
+    maker = filled
     store.update(maker)
     booking.fills.append(fill)
     booking.orders.add(maker.order_id)

@@ -52,13 +52,18 @@ class GroupCommit:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self._store.transaction():
-                for work, _ in queued:
-                    try:
-                        with self._store.savepoint():
-                            outcomes.append((True, work()))
-                    except Exception as exc:  # that placement's error alone
-                        outcomes.append((False, exc))
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing was written
+                if len(queued) == 1:
+                    # Alone in its transaction, a failing work is rolled back with
+                    # it: no savepoint needed (two statements fewer).
+                    outcomes.append((True, queued[0][0]()))
+                else:
+                    for work, _ in queued:
+                        try:
+                            with self._store.savepoint():
+                                outcomes.append((True, work()))
+                        except Exception as exc:  # that placement's error alone
+                            outcomes.append((False, exc))
+        except Exception as exc:  # BEGIN or COMMIT failed, or the lone work: nothing written
             for _, done in queued:
                 _settle(done, False, exc)
             return

@@ -52,10 +52,10 @@ class OutboxMarks:
         assert written is not None
         try:
             with self._store.transaction():
-                for fill, state in fills:
-                    self._store.mark_fill(fill, state)
-                for order_id, state in releases:
-                    self._store.mark_release(order_id, state)
+                if fills:
+                    self._store.mark_fills(fills)
+                if releases:
+                    self._store.mark_releases(releases)
         except Exception as exc:  # the marks stay due: the outbox sends them again
             written.set_exception(exc)
             written.exception()  # retrieved here too, should every waiter be gone

@@ -9,6 +9,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from services.model import OrderSpec, OrderType, Side, TimeInForce
 from services.orders.group_commit import GroupCommit
 from services.orders.lifecycle import Order
@@ -49,6 +51,22 @@ async def test_writes_of_one_turn_share_a_transaction_and_fail_alone(
         assert [other.get(i) is not None for i in ("o-1", "o-bad", "o-2")] == [True, False, True]
     finally:
         other.close()
+
+
+async def test_a_lone_writer_that_fails_gets_its_own_error_and_leaves_nothing(
+    store: OrderStore,
+) -> None:
+    group = GroupCommit(store)
+
+    def insert_then_fail() -> None:
+        store.insert(pending("o-bad"))
+        raise ValueError("this placement's own bug")
+
+    with pytest.raises(ValueError, match="own bug"):
+        await group.run(insert_then_fail)
+    assert store.get("o-bad") is None
+    assert (await group.run(lambda: store.insert(pending("o-1")))).order_id == "o-1"
+    assert store.get("o-1") is not None
 
 
 async def test_a_group_that_cannot_commit_fails_every_writer(db_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from services.model import OrderSpec, OrderStatus, OrderType, Side, TimeInForce
 from services.orders.events import OrderEvent, OrderEventType
 from services.orders.lifecycle import Fill, Order
-from services.orders.store import OrderStore, Outbox
+from services.orders.store import NEW_FILE_PAGE_SIZE, WAL_CHECKPOINT_BYTES, OrderStore, Outbox
 
 SPEC = OrderSpec("AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 10, 10_000)
 
@@ -86,6 +86,41 @@ def test_the_store_creates_its_directory_and_runs_in_wal_mode(tmp_path: Path) ->
         assert store._db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
     finally:
         store.close()
+
+
+def test_a_new_file_gets_small_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    fresh = OrderStore(tmp_path / "new.db")
+    try:
+        assert fresh._db.execute("PRAGMA page_size").fetchone() == (NEW_FILE_PAGE_SIZE,)
+        # Checkpoints come after as many WAL bytes as before, whatever the page size.
+        assert fresh._db.execute("PRAGMA wal_autocheckpoint").fetchone() == (
+            WAL_CHECKPOINT_BYTES // NEW_FILE_PAGE_SIZE,
+        )
+    finally:
+        fresh.close()
+    old_path = tmp_path / "old.db"
+    old = sqlite3.connect(old_path)
+    old.executescript(
+        "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+        "CREATE TABLE order_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT"
+        " NOT NULL, type INTEGER NOT NULL, order_json TEXT NOT NULL, trade_id TEXT,"
+        " fill_price INTEGER, fill_quantity INTEGER, fill_aggressor INTEGER, fill_ts_ns INTEGER,"
+        " created_at_ns INTEGER NOT NULL);"
+        "CREATE INDEX order_events_by_account ON order_events (account_id, seq);"
+    )
+    old.close()
+    reopened = OrderStore(old_path)
+    try:
+        assert reopened._db.execute("PRAGMA page_size").fetchone() == (4096,)
+        assert reopened._db.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+        indexes = {row[1] for row in reopened._db.execute("PRAGMA index_list(order_events)")}
+        assert "order_events_by_account" not in indexes, "an index nothing reads is dropped"
+        reopened.insert(new_order())
+        with reopened.transaction():
+            reopened.append_events([OrderEvent(OrderEventType.ACCEPTED, new_order())], now_ns=9)
+        assert [seq for seq, _ in reopened.events_after(0, 10)] == [1]
+    finally:
+        reopened.close()
 
 
 def test_two_connections_on_one_file_see_each_others_commits(
@@ -183,6 +218,24 @@ def test_a_release_waits_for_settlement_and_for_every_fill_to_reach_risk(
     assert store.releases_due([]) == []
     with store.transaction():
         store.mark_release("o-1", Outbox.DONE)
+    assert store.releases_due() == [] and store.outbox_backlog() == 0
+
+
+def test_marks_of_many_fills_and_releases_land_in_one_call_each(store: OrderStore) -> None:
+    for n in (1, 2, 3):
+        store.insert(new_order(f"o-{n}"))
+        with store.transaction():
+            store.update(new_order(f"o-{n}").accept(2).fill(4, 10_000, 3).cancel(6, 4))
+            store.add_fill(fill(f"t-{n}", f"o-{n}"))
+    with store.transaction():
+        store.mark_fills([(fill("t-1", "o-1"), Outbox.DONE), (fill("t-2", "o-2"), Outbox.FAILED)])
+    assert store.fills_due() == [fill("t-3", "o-3")], "each fill got its own state"
+    assert sorted(o.order_id for o in store.releases_due()) == ["o-1", "o-2"]
+    assert store.fully_applied(["o-1", "o-2"]) == {"o-1"}, "o-2's fill was refused"
+    with store.transaction():
+        store.mark_fills([(fill("t-3", "o-3"), Outbox.DONE)])
+        store.mark_releases([("o-1", Outbox.DONE), ("o-2", Outbox.FAILED), ("o-3", Outbox.DONE)])
+        store.mark_fills([])  # nothing to mark: no statement, no error
     assert store.releases_due() == [] and store.outbox_backlog() == 0
 
 
