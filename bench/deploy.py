@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -159,6 +160,10 @@ class MeshDeployment:
             if "protocol" not in LocalMesh.__dataclass_fields__:
                 raise RuntimeError("this tree has no REST variant yet (LocalMesh(protocol=...))")
             kwargs["protocol"] = "rest"
+        # Every run starts from empty service state: an earlier run's orders
+        # (same workdir) would make this run's figures start on their database
+        # and, with repeated client_order_ids, turn its orders into replays.
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.mesh = LocalMesh.on_free_ports(self.state_dir, **kwargs)  # type: ignore[arg-type]
         try:

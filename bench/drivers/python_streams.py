@@ -1,6 +1,8 @@
 """The stream load of the Python driver: `subscribers` quote streams, each quote's
 delivery lag (receive time minus its `timestamp_ns`, the engine's clock on the
-same host), and how much the server conflated.
+same host), and how much the server conflated. Each stream's first quote of
+each symbol (the start-of-stream quote: the book's state, however old) is
+neither counted nor timed; only live updates are.
 
 One Python process reading thousands of streams measures itself: past a few
 hundred streams (or ~25k messages/s) its own per-message cost is the lag. So the
@@ -39,18 +41,31 @@ async def streams(clients: Clients, spec: dict[str, Any], window: Any) -> dict[s
     symbols = list(spec["symbols"])
     n = int(spec["subscribers"])
     counts = [0] * n
-    # The newest feed sequence each subscriber has seen, at the first quote it
-    # read in the window and now; the start-of-stream quotes (older sequences,
-    # one per symbol) do not move it, so only live updates count as delivered.
+    # The newest feed sequence each subscriber has seen, at the first live
+    # quote it read in the window and now: live updates delivered / published.
     top_start = [0] * n
     top = [0] * n
     updates = [0] * n
+    # Whether each stream had delivered anything (its start-of-stream quotes)
+    # by the window's end: a silent subscriber whose stream never opened was
+    # not connected in time, which is not the fan-out's delay.
+    opened = [False] * n
     failures: list[str] = []
 
     async def subscriber(index: int) -> None:
+        # A stream starts with the current quote of each symbol (or a newer one
+        # that replaced it): that quote's age is not a delivery lag (a symbol
+        # no trade touched has timestamp 0), so the first one per symbol is skipped.
+        start_of_stream = len(symbols)
         try:
             async for timestamp_ns, sequence in clients.quotes(symbols):
                 received = _now()
+                if received < window.end:
+                    opened[index] = True
+                if start_of_stream:
+                    start_of_stream -= 1
+                    top[index] = max(top[index], sequence)
+                    continue
                 if window.inside(received):
                     if not counts[index]:
                         top_start[index] = top[index] = max(top[index], sequence)
@@ -80,11 +95,12 @@ async def streams(clients: Clients, spec: dict[str, Any], window: Any) -> dict[s
     window.requests = sum(counts)
     window.errors = len(failures)
     window.first_error = failures[0] if failures else ""
-    spans = [end - start for start, end in zip(top_start, top, strict=True)]
-    extra: dict[str, Any] = {"per_subscriber": per_subscriber(counts, updates, spans)}
+    # A subscriber that got nothing in the window was published nothing it could count.
+    spans = [end - start if c else 0 for start, end, c in zip(top_start, top, counts, strict=True)]
+    extra: dict[str, Any] = {"per_subscriber": per_subscriber(counts, updates, spans, opened)}
     if spec.get("raw_path"):  # a child of spread(): the parent merges the raw figures
         raw = {"latencies_ms": window.latencies_ms, "counts": counts}
-        _write(Path(spec["raw_path"]), raw | {"updates": updates, "spans": spans})
+        _write(Path(spec["raw_path"]), raw | {"updates": updates, "spans": spans, "opened": opened})
     return extra
 
 
@@ -92,7 +108,9 @@ def _write(path: Path, raw: dict[str, Any]) -> None:
     path.write_bytes(orjson.dumps(raw))  # after the window: blocking is harmless
 
 
-def per_subscriber(counts: list[int], updates: list[int], spans: list[int]) -> dict[str, Any]:
+def per_subscriber(
+    counts: list[int], updates: list[int], spans: list[int], opened: list[bool]
+) -> dict[str, Any]:
     delivered = sum(u for u, s in zip(updates, spans, strict=True) if s > 0)
     published = sum(s for s in spans if s > 0)
     return {
@@ -100,6 +118,7 @@ def per_subscriber(counts: list[int], updates: list[int], spans: list[int]) -> d
         "max": max(counts, default=0),
         "mean": sum(counts) / len(counts) if counts else 0,
         "silent": sum(1 for c in counts if c == 0),
+        "unopened": sum(1 for o in opened if not o),
         # Updates published while the subscribers listened, and the share delivered.
         "published_max": max(spans, default=0),
         "conflation": delivered / published if published else None,
@@ -141,11 +160,13 @@ def spread(spec: dict[str, Any]) -> dict[str, Any]:
     counts = [c for r in raws for c in r["counts"]]
     updates = [u for r in raws for u in r["updates"]]
     spans = [s for r in raws for s in r["spans"]]
+    opened = [o for r in raws for o in r["opened"]]
     summary, curve = summarize_latencies(latencies)
     errors = [r["first_error"] for r in results if r["first_error"]]
     cpu = sum(r["generator_cpu_s"] for r in results)
     if spec.get("summary_path"):  # what the scenario adds to the figure's notes
-        summary_file = {"per_subscriber": per_subscriber(counts, updates, spans), "cpu_s": cpu}
+        stats = per_subscriber(counts, updates, spans, opened)
+        summary_file = {"per_subscriber": stats, "cpu_s": cpu}
         Path(spec["summary_path"]).write_bytes(orjson.dumps(summary_file))
     return {
         "requests": sum(counts),
@@ -157,7 +178,7 @@ def spread(spec: dict[str, Any]) -> dict[str, Any]:
         "latency_curve": curve,
         "generator_cpu_s": cpu,
         "processes": processes,
-        "per_subscriber": per_subscriber(counts, updates, spans),
+        "per_subscriber": per_subscriber(counts, updates, spans, opened),
     }
 
 

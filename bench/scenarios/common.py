@@ -7,6 +7,7 @@ known before the run starts (progress shows [i/N]).
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +21,16 @@ from bench.runner import Deployment, Figure, Runner
 
 Step = Callable[[Runner, Deployment], Measurement]
 _tags = itertools.count()
+# Unique to this run: the counter starts again in every run, and a run reusing
+# an earlier run's workdir (the same --out name) would otherwise send that run's
+# client_order_ids again, so its orders would be idempotent replays that never
+# reach the matching engine (the fan-out then had no trade to publish).
+_RUN = secrets.token_hex(4)
 
 
 def unique_tag(runner: Runner, what: str) -> str:
     """A client_order_id prefix no other run, figure or earlier benchmark used."""
-    return f"{what}-{runner.settings.workdir.name}-{next(_tags)}"
+    return f"{what}-{runner.settings.workdir.name}-{_RUN}-{next(_tags)}"
 
 
 def c_driver(transport: str) -> str:

@@ -13,8 +13,9 @@ to nothing (no etcd, no traffic). In order:
   client at each concurrency; place_order replayed (one fixed body, C
   generator); then get_quote's open loops;
 - mTLS (the default), gRPC then REST: place_order from the Python client at
-  each concurrency; order_entry (batches of B, and single orders); fanout; then
-  place_order's open loops;
+  each concurrency; order_entry (batches of B, and single orders); fanout (N
+  subscribers, then, outside --quick, the issue's 1,000); then place_order's
+  open loops;
 - open loops: each rate on both transports back to back, at fractions of the
   lower of the two closed-loop maxima, so p99 compares at the same rate;
 - costs, gRPC then REST: PlaceOrder on the mTLS, plaintext and telemetry-off
@@ -32,7 +33,7 @@ from bench.deploy import DeploymentSet, Floor, MeshDeployment
 from bench.runner import RunSettings
 from bench.scenarios import costs
 from bench.scenarios.common import Step, c_unary, member, on, python_closed, python_open
-from bench.scenarios.fanout import fanout
+from bench.scenarios.fanout import TARGET_SUBSCRIBERS, TARGET_TRADES_PER_S, fanout
 from bench.scenarios.order_entry import order_entry_batches, order_entry_singles
 
 SCENARIOS = ("floor", "get_quote", "place_order", "order_entry", "fanout", "costs", "layers")
@@ -109,6 +110,9 @@ def build(settings: RunSettings, scenarios: Sequence[str], certs_dir: Path) -> l
             steps.append(
                 on(mtls, fanout(settings.fanout_subscribers, settings.fanout_trades_per_s))
             )
+            # The target size (fanout.TARGET_SUBSCRIBERS), unless asked already.
+            if not settings.quick and settings.fanout_subscribers != TARGET_SUBSCRIBERS:
+                steps.append(on(mtls, fanout(TARGET_SUBSCRIBERS, TARGET_TRADES_PER_S)))
     if "place_order" in want:
         steps += open_steps("place_order", "orders", "mTLS")
     if "costs" in want:
