@@ -2,25 +2,37 @@
 
 The same call, MarketDataService.GetQuote answered with a constant Quote (no
 domain cost), measured with a closed loop of Python calls from a separate client
-process against a separate server process, one layer added at a time:
+process against a separate server process, one layer at a time:
 
-    (a) bare grpc.aio server, bare grpc.aio channel
+    (a) bare grpc.aio server and channel, plaintext
     (b) + the runtime's MeshServer (health, reflection, its interceptors: metrics,
-        deadlines, failed-call log, domain errors), plaintext
-    (c) + the client's MeshChannel (balancing, deadlines, retry budget, throttling)
-    (d) + mutual TLS, and authorization on the server
-    (e) + tracing at the default sampling (1%), client and server instrumented
-    (f) + tracing sampled 100% (spans exported to a file)
+        deadlines, failed-call log, domain errors), plaintext          vs (a)
+    (c) + the client's MeshChannel (balancing, deadlines, retry budget,
+        throttling): the mesh, plaintext                               vs (a)
+    (d) bare grpc.aio server and channel over mutual TLS: TLS's own cost vs (a)
+    (e) the mesh over mutual TLS, authorization on the server          vs (d)
+    (f) (e) + tracing at the default sampling (1%), both sides         vs (e)
+    (g) (e) + tracing sampled 100% (spans exported to a file)          vs (e)
 
-Each variant reports calls/s, latency percentiles, the server's CPU per call
-(user + system, every thread) and its throughput as a share of (a). Then each
-server interceptor alone is timed in-process on a real call's context (a real
-mTLS server, so authorization sees a real certificate): what it adds per call.
+So the mesh's overhead is (c) against (a) and (e) against (d): the mesh against a
+bare call at the same transport security, TLS and tracing counted apart.
 
-Process layout: one server process per server set-up (bare; MeshServer
-plaintext; mTLS; mTLS with tracing, which serves (e) and (f) since its sampler
-follows the caller) and one client process per client set-up, all started at
-once and idle until their turn, so start-up costs the run once.
+One pass is not enough on a shared machine (one variant moves +-30% from run to
+run), so every process stays up and each round measures all the variants back to
+back, in the opposite order every other round (as bench/scenarios/costs.py does):
+a drift of the machine does not always favour one side. Each variant's share of
+its baseline is taken within a round; its summary gives the median over the
+rounds and their range, for throughput and for CPU per call (client + server,
+which other work on the machine disturbs less than throughput).
+
+Then each server interceptor alone is timed in-process on a real call's context
+(a real mTLS server, so authorization sees a real certificate): what it adds per
+call.
+
+Process layout: one server process per server set-up (bare, with a plaintext and
+an mTLS port; MeshServer plaintext; MeshServer mTLS; MeshServer mTLS with tracing,
+which serves (f) and (g) since its sampler follows the caller) and one client
+process per client set-up, all started at once and idle until their turn.
 """
 
 from __future__ import annotations
@@ -40,12 +52,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import IO, Any
 
 from bench.measurement import Measurement, summarize_latencies
 
 SCENARIO = "layers"
 CONCURRENCY = 16
+ROUNDS = 5  # back-to-back rounds of every variant (quick mode: 2)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _METHOD = "/trading.v1.MarketDataService/GetQuote"
 
@@ -55,19 +69,47 @@ class Variant:
     key: str
     label: str
     server: str  # "bare", "mesh", "mtls", "traced"
-    client: str  # "plain" (a-d, one process), "traced" (e), "traced-all" (f)
+    client: str  # "plain" (a-e, one process), "traced" (f), "traced-all" (g)
     channel: str  # "bare" or "mesh"
     tls: bool
+    baseline: str | None = None  # the key of the variant its share is taken of
+    mesh: bool = False  # the mesh against a bare call at the same transport security
 
 
 VARIANTS = (
-    Variant("a", "(a) bare grpc.aio", "bare", "plain", "bare", False),
-    Variant("b", "(b) + MeshServer interceptors", "mesh", "plain", "bare", False),
-    Variant("c", "(c) + MeshChannel", "mesh", "plain", "mesh", False),
-    Variant("d", "(d) + mTLS and authz", "mtls", "plain", "mesh", True),
-    Variant("e", "(e) + tracing, default sampling", "traced", "traced", "mesh", True),
-    Variant("f", "(f) + tracing, sampled 100%", "traced", "traced-all", "mesh", True),
+    Variant("a", "(a) bare grpc.aio, plaintext", "bare", "plain", "bare", False),
+    Variant("b", "(b) plaintext: + MeshServer interceptors", "mesh", "plain", "bare", False, "a"),
+    Variant(
+        "c", "(c) plaintext: MeshServer + MeshChannel", "mesh", "plain", "mesh", False, "a", True
+    ),
+    Variant("d", "(d) bare grpc.aio, mTLS", "bare", "plain", "bare", True, "a"),
+    Variant(
+        "e", "(e) mTLS: MeshServer + MeshChannel + authz", "mtls", "plain", "mesh", True, "d", True
+    ),
+    Variant("f", "(f) (e) + tracing, default sampling", "traced", "traced", "mesh", True, "e"),
+    Variant("g", "(g) (e) + tracing, sampled 100%", "traced", "traced-all", "mesh", True, "e"),
 )
+_BY_KEY = {v.key: v for v in VARIANTS}
+
+
+@dataclass
+class LayerMeasurement(Measurement):
+    """A layers figure: one round of a variant, or (rounds set) its summary."""
+
+    baseline: str | None = None  # the label of the variant its share is taken of
+    rounds: int | None = None  # summaries: how many rounds they summarize
+    share: float | None = None  # summaries: throughput / the baseline's, median of rounds
+    share_range: tuple[float, float] | None = None  # ... lowest and highest round
+    cpu_ratio: float | None = None  # CPU per call (client + server) / the baseline's, median
+    cpu_ratio_range: tuple[float, float] | None = None
+    # The same share, set on the mesh-against-bare summaries only (the target's rows).
+    mesh_share: float | None = None
+    mesh_share_range: tuple[float, float] | None = None
+
+
+def order(round_index: int) -> tuple[Variant, ...]:
+    """Even rounds (a) first, odd rounds (a) last."""
+    return VARIANTS if round_index % 2 == 0 else VARIANTS[::-1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -106,11 +148,16 @@ async def _serve(kind: str, tls_dir: Path, trace_file: Path) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     servicer = _quote_servicer()
     if kind == "bare":
+        # One process, two ports: plaintext and mTLS (the mesh's own server credentials).
+        from services.runtime.tls import server_credentials
+
         server = grpc.aio.server()
         marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")
+        tls_settings = ServerSettings(port=0, tls_dir=tls_dir, identity="marketdata")
+        tls_port = server.add_secure_port("127.0.0.1:0", server_credentials(tls_settings))
         await server.start()
-        print(f"PORT {port}", flush=True)
+        print(f"PORT {port} {tls_port}", flush=True)
         await stop.wait()
         await server.stop(0.5)
         return
@@ -163,13 +210,19 @@ async def _open_call(
 
     from clients.channel_options import plaintext_channel
     from clients.mesh import Mesh
-    from clients.tls import SecureChannels, TlsFiles
+    from clients.tls import SecureChannels, TlsFiles, server_name
     from clients.trading import MARKETDATA
     from trading.v1 import marketdata_pb2, marketdata_pb2_grpc
 
     request = marketdata_pb2.GetQuoteRequest(symbol="AAPL")
     if channel_kind == "bare":
-        channel = grpc.aio.insecure_channel(address)
+        if tls_dir is None:
+            channel = grpc.aio.insecure_channel(address)
+        else:
+            ca, cert, key = TlsFiles.of(tls_dir, "client").load()
+            credentials = grpc.ssl_channel_credentials(ca, key, cert)
+            options = [("grpc.ssl_target_name_override", server_name("marketdata"))]
+            channel = grpc.aio.secure_channel(address, credentials, options)
         stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
         return (lambda: stub.GetQuote(request, timeout=5)), channel.close
     factory = SecureChannels(TlsFiles.of(tls_dir, "client")) if tls_dir else plaintext_channel
@@ -205,29 +258,38 @@ async def _closed_loop(
 
 async def _client(args: argparse.Namespace) -> None:
     """Waits for `run <channel> <tls> <address>` lines on stdin; for each, warms up,
-    prints `window`, measures, and prints one JSON result line."""
+    prints `window`, measures, and prints one JSON result line. Channels stay open
+    from round to round: the first use of one warms it up longer."""
     loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line.strip():
-            return  # stdin closed: done
-        _run, channel_kind, tls, address = line.split()
-        tls_dir = Path(args.tls_dir) if tls == "tls" else None
-        call, close = await _open_call(channel_kind, address, tls_dir)
-        try:
-            await _closed_loop(call, concurrency=args.concurrency, seconds=args.warmup)
+    opened: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[None]]]] = {}
+    try:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line.strip():
+                return  # stdin closed: done
+            _run, channel_kind, tls, address = line.split()
+            warmup = args.rewarm
+            if line not in opened:
+                tls_dir = Path(args.tls_dir) if tls == "tls" else None
+                opened[line] = await _open_call(channel_kind, address, tls_dir)
+                warmup = args.warmup
+            call = opened[line][0]
+            await _closed_loop(call, concurrency=args.concurrency, seconds=warmup)
             print("window", flush=True)
             cpu = time.process_time()
             latencies, errors, elapsed = await _closed_loop(
                 call, concurrency=args.concurrency, seconds=args.seconds
             )
             cpu = time.process_time() - cpu
-        finally:
+            print(
+                json.dumps(
+                    {"latencies": latencies, "errors": errors, "elapsed": elapsed, "cpu": cpu}
+                ),
+                flush=True,
+            )
+    finally:
+        for _call, close in opened.values():
             await close()
-        print(
-            json.dumps({"latencies": latencies, "errors": errors, "elapsed": elapsed, "cpu": cpu}),
-            flush=True,
-        )
 
 
 # -- each interceptor alone ---------------------------------------------------------
@@ -260,6 +322,7 @@ def _server_interceptors(providers: dict[str, Any]) -> dict[str, Any]:
     from services.runtime.authz_policy import AuthzPolicy
     from services.runtime.interceptors.authz import AuthzInterceptor
     from services.runtime.interceptors.call_log import FailedCallLogInterceptor
+    from services.runtime.interceptors.chain import ChainInterceptor
     from services.runtime.interceptors.deadline import DeadlineInterceptor
     from services.runtime.interceptors.domain_errors import DomainErrorInterceptor
     from services.runtime.interceptors.metrics import MetricsInterceptor
@@ -268,6 +331,12 @@ def _server_interceptors(providers: dict[str, Any]) -> dict[str, Any]:
     from services.runtime.telemetry.tracing import is_traced
 
     found: dict[str, Any] = {
+        # What MeshServer runs: every concern folded into one wrapper per method.
+        "server ChainInterceptor, plaintext (all but authz)": ChainInterceptor(ServerMetrics().rpc),
+        "server ChainInterceptor, mTLS (all)": ChainInterceptor(
+            ServerMetrics().rpc, AuthzPolicy.load()
+        ),
+        # Each concern alone, as its one-concern interceptor.
         "server MetricsInterceptor": MetricsInterceptor(ServerMetrics().rpc),
         "server AuthzInterceptor": AuthzInterceptor(AuthzPolicy.load()),
         "server DeadlineInterceptor": DeadlineInterceptor(),
@@ -472,11 +541,15 @@ class _Child:
                     pipe.close()
 
 
-def run_layers(*, quick: bool, progress: Callable[[str], None]) -> list[Measurement]:
-    """Every variant's Measurement, then one per server interceptor alone."""
+def run_layers(
+    *, quick: bool, progress: Callable[[str], None], rounds: int | None = None
+) -> list[Measurement]:
+    """Each round's figure of every variant, each variant's summary over the rounds,
+    then one figure per interceptor alone."""
     from services.runtime.certs import ensure_certs
 
-    warmup, seconds = (0.3, 0.7) if quick else (1.0, 5.0)
+    warmup, rewarm, seconds = (0.3, 0.1, 0.4) if quick else (1.0, 0.3, 2.0)
+    rounds = rounds or (2 if quick else ROUNDS)
     with tempfile.TemporaryDirectory(prefix="trademesh-layers-") as tmp:
         tls_dir = Path(tmp) / "certs"
         ensure_certs(tls_dir)
@@ -485,6 +558,7 @@ def run_layers(*, quick: bool, progress: Callable[[str], None]) -> list[Measurem
         env = {"OTEL_TRACES_SAMPLER": "", "OTEL_SDK_DISABLED": "false"}
         servers: dict[str, _Child] = {}
         clients: dict[str, _Child] = {}
+        measured: list[dict[str, LayerMeasurement]] = []
         try:
             progress("layers: starting the servers and clients")
             for kind in ("bare", "mesh", "mtls", "traced"):
@@ -493,34 +567,115 @@ def run_layers(*, quick: bool, progress: Callable[[str], None]) -> list[Measurem
             client_args = [
                 *common,
                 *("--concurrency", str(CONCURRENCY)),
-                *("--warmup", str(warmup), "--seconds", str(seconds)),
+                *("--warmup", str(warmup), "--rewarm", str(rewarm), "--seconds", str(seconds)),
             ]
             for kind in ("plain", "traced", "traced-all"):
                 trace = ["--trace-file", str(Path(tmp) / f"client-{kind}.jsonl")]
                 clients[kind] = _Child("client", kind, *client_args, *trace, env=env)
-            ports = {kind: int(s.read_line(60).split()[1]) for kind, s in servers.items()}
-            results = []
-            for variant in VARIANTS:
-                progress(f"layers: {variant.label}")
-                server, client = servers[variant.server], clients[variant.client]
-                results.append(_measure(variant, server, client, ports, seconds))
+            ports = {kind: s.read_line(60).split()[1:] for kind, s in servers.items()}
+            for r in range(rounds):
+                progress(f"layers: round {r + 1} of {rounds}")
+                found: dict[str, LayerMeasurement] = {}
+                for variant in order(r):
+                    server, client = servers[variant.server], clients[variant.client]
+                    port = ports[variant.server][
+                        1 if variant.tls and variant.server == "bare" else 0
+                    ]
+                    found[variant.key] = _measure(variant, server, client, port, seconds, r)
+                measured.append(found)
         finally:
             for child in (*clients.values(), *servers.values()):
                 child.stop()
-        base = results[0].throughput_rps or 1.0
-        for measured in results:
-            measured.notes = f"{measured.throughput_rps / base:.0%} of (a); " + measured.notes
         progress("layers: each interceptor alone")
         calls = 2_000 if quick else 20_000
         costs = asyncio.run(_interceptor_costs(tls_dir, calls))
-    return results + [_interceptor_measurement(name, us, calls) for name, us in costs.items()]
+    per_round = [found[v.key] for found in measured for v in VARIANTS]
+    return [
+        *per_round,
+        *summaries(measured),
+        *(_interceptor_measurement(name, us, calls) for name, us in costs.items()),
+    ]
+
+
+def _cpu_per_call(m: Measurement) -> float | None:
+    """Client + server CPU per call, in seconds."""
+    if not m.requests or m.generator_cpu_s is None:
+        return None
+    return (m.generator_cpu_s + sum(m.server_cpu_s.values())) / m.requests
+
+
+def _median_range(values: list[float]) -> tuple[float | None, tuple[float, float] | None]:
+    if not values:
+        return None, None
+    return median(values), (min(values), max(values))
+
+
+def summaries(measured: list[dict[str, LayerMeasurement]]) -> list[LayerMeasurement]:
+    """One figure per variant over the rounds: medians of its figures, and the median
+    and range of its per-round shares of its baseline (same round)."""
+    found = []
+    for variant in VARIANTS:
+        figures = [r[variant.key] for r in measured if variant.key in r]
+        if not figures:
+            continue
+        shares: list[float] = []
+        cpu_ratios: list[float] = []
+        if variant.baseline is not None:
+            for r in measured:
+                m, base = r.get(variant.key), r.get(variant.baseline)
+                if m is None or base is None:
+                    continue
+                if m.throughput_rps and base.throughput_rps:
+                    shares.append(m.throughput_rps / base.throughput_rps)
+                cpu, base_cpu = _cpu_per_call(m), _cpu_per_call(base)
+                if cpu and base_cpu:
+                    cpu_ratios.append(cpu / base_cpu)
+        share, share_range = _median_range(shares)
+        cpu_ratio, cpu_range = _median_range(cpu_ratios)
+        requests = sum(m.requests for m in figures)
+        server_cpu = sum(sum(m.server_cpu_s.values()) for m in figures)
+        client_cpu = sum(m.generator_cpu_s or 0.0 for m in figures)
+        baseline = _BY_KEY[variant.baseline].label if variant.baseline else None
+        found.append(
+            LayerMeasurement(
+                scenario=SCENARIO,
+                transport="grpc",
+                variant=variant.label,
+                driver="python-grpc",
+                load="closed",
+                concurrency=CONCURRENCY,
+                target_rate=None,
+                duration_s=sum(m.duration_s for m in figures),
+                requests=requests,
+                errors=sum(m.errors for m in figures),
+                throughput_rps=median(m.throughput_rps for m in figures),
+                latency_ms={
+                    p: median(m.latency_ms.get(p, 0.0) for m in figures)
+                    for p in ("p50", "p90", "p99", "p99.9")
+                },
+                generator_cpu_s=client_cpu,
+                server_cpu_s={"server": server_cpu},
+                notes=f"medians of {len(figures)} rounds; server CPU "
+                f"{server_cpu / requests * 1e6 if requests else 0:.0f} µs/call, client CPU "
+                f"{client_cpu / requests * 1e6 if requests else 0:.0f} µs/call",
+                baseline=baseline,
+                rounds=len(figures),
+                share=share,
+                share_range=share_range,
+                cpu_ratio=cpu_ratio,
+                cpu_ratio_range=cpu_range,
+                mesh_share=share if variant.mesh else None,
+                mesh_share_range=share_range if variant.mesh else None,
+            )
+        )
+    return found
 
 
 def _measure(
-    variant: Variant, server: _Child, client: _Child, ports: dict[str, int], seconds: float
-) -> Measurement:
+    variant: Variant, server: _Child, client: _Child, port: str, seconds: float, round_index: int
+) -> LayerMeasurement:
     tls = "tls" if variant.tls else "plain"
-    client.send(f"run {variant.channel} {tls} 127.0.0.1:{ports[variant.server]}")
+    client.send(f"run {variant.channel} {tls} 127.0.0.1:{port}")
     window = client.read_line(seconds + 60)
     assert window == "window", window
     cpu_before = cpu_seconds(server.process.pid)
@@ -530,7 +685,7 @@ def _measure(
     summary, curve = summarize_latencies(latencies)
     calls = len(latencies)
     per_call = server_cpu / calls * 1e6 if calls else 0.0
-    return Measurement(
+    return LayerMeasurement(
         scenario=SCENARIO,
         transport="grpc",
         variant=variant.label,
@@ -546,8 +701,10 @@ def _measure(
         latency_curve=curve,
         generator_cpu_s=result["cpu"],
         server_cpu_s={"server": server_cpu},
-        notes=f"server CPU {per_call:.0f} µs/call, client CPU "
+        notes=f"round {round_index + 1}; server CPU {per_call:.0f} µs/call, client CPU "
         f"{result['cpu'] / calls * 1e6 if calls else 0:.0f} µs/call",
+        round=round_index,
+        baseline=_BY_KEY[variant.baseline].label if variant.baseline else None,
     )
 
 
@@ -577,7 +734,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace-file", type=Path, default=Path(os.devnull))
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rewarm", type=float, default=0.3)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.role == "serve":
@@ -586,15 +745,28 @@ def main(argv: list[str] | None = None) -> int:
         with _client_tracing(args.kind, args.trace_file):
             asyncio.run(_client(args))
     else:
-        for m in run_layers(quick=args.quick, progress=lambda s: print(s, file=sys.stderr)):
-            cpu = m.server_cpu_s.get("server")
-            print(
-                f"{m.variant:<40} {m.throughput_rps:>9.0f}/s  p50 {m.latency_ms.get('p50', 0):6.2f}"
-                f"  p99 {m.latency_ms.get('p99', 0):6.2f} ms  errors {m.errors}"
-                + (f"  server {cpu:.2f} s" if cpu is not None else "")
-                + f"  {m.notes}"
-            )
+        measured = run_layers(
+            quick=args.quick, progress=lambda s: print(s, file=sys.stderr), rounds=args.rounds
+        )
+        for m in measured:
+            if isinstance(m, LayerMeasurement) and m.round is not None:
+                continue  # every round is in the summaries
+            print(_line(m))
     return 0
+
+
+def _line(m: Measurement) -> str:
+    """One figure, for the terminal."""
+    if not isinstance(m, LayerMeasurement):
+        return f"{m.variant:<48} {m.notes}"
+    text = f"{m.variant:<48} {m.throughput_rps:>7.0f}/s  p99 {m.latency_ms.get('p99', 0):5.2f} ms"
+    text += f"  errors {m.errors}"
+    if m.share is not None and m.share_range and m.cpu_ratio and m.cpu_ratio_range:
+        low, high = m.share_range
+        text += f"  {m.share:.0%} ({low:.0%}-{high:.0%}) of {(m.baseline or '')[:3]}"
+        low, high = m.cpu_ratio_range
+        text += f", CPU/call {m.cpu_ratio:.2f}x ({low:.2f}-{high:.2f})"
+    return text + f"  {m.notes}"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ SCENARIO_TITLES = {
     "order_entry": "High-rate order entry: batches per message",
     "fanout": "Market-data fan-out: delivery lag to N subscribers",
     "fanout_feeder": "Fan-out feeder: the PlaceOrder load behind the fan-out",
-    "layers": "Mesh layers (bench/layers.py)",
+    "layers": "Mesh layers (bench/layers.py): each layer's cost, repeated rounds",
     "costs": "mTLS and telemetry costs: PlaceOrder, repeated on/off rounds",
 }
 Figure = dict[str, Any]
@@ -301,6 +302,115 @@ def costs_table(figures: list[Figure]) -> list[str]:
     return _table(header, rows)
 
 
+# -- layers: each variant against its baseline over back-to-back rounds -------------------
+
+
+def layer_summaries(figures: list[Figure]) -> list[Figure]:
+    """bench/layers.py's per-variant summaries (a run before rounds has none)."""
+    return [m for m in figures if m["scenario"] == "layers" and m.get("rounds")]
+
+
+def _key(variant: str | None) -> str:
+    """ "(c)" of "(c) plaintext: MeshServer + MeshChannel"."""
+    return (variant or "").split(" ", 1)[0]
+
+
+def _share(value: float | None, spread: Sequence[float] | None, mark: str = "") -> str:
+    """A median share with its range: 93% (88-97%)."""
+    if value is None:
+        return "-"
+    text = f"{value:.0%}"
+    if spread:
+        text += f" ({spread[0] * 100:.0f}-{spread[1]:.0%})"
+    return _marked(text, mark)
+
+
+def _per_call_us(cpu_s: float | None, m: Figure) -> float | None:
+    return cpu_s / m["requests"] * 1e6 if cpu_s and m["requests"] else None
+
+
+def layers_table(figures: list[Figure]) -> list[str]:
+    """The summaries (one row per variant), then each interceptor alone."""
+    summaries = layer_summaries(figures)
+    if not summaries:  # a run before rounds: one figure per variant
+        return scenario_table(figures)
+    rows = []
+    for m in summaries:
+        mark = marks(m)
+        cpu = m.get("cpu_ratio")
+        spread = m.get("cpu_ratio_range")
+        rows.append(
+            (
+                m["variant"], _key(m.get("baseline")) or "-", str(m["rounds"]),
+                _num(m["throughput_rps"]), _share(m.get("share"), m.get("share_range"), mark),
+                _marked(f"{cpu:.2f}x ({spread[0]:.2f}-{spread[1]:.2f})", mark)
+                if cpu and spread else "-",
+                _num(_per_call_us(sum(m["server_cpu_s"].values()), m)),
+                _num(_per_call_us(m.get("generator_cpu_s"), m)),
+                _ms(m["latency_ms"].get("p50")), _ms(_p99(m)), _marked(str(m["errors"]),
+                ERRORS if m["errors"] else ""),
+            )
+        )  # fmt: skip
+    header = (
+        "variant", "vs", "rounds", "req/s (median)", "throughput / vs, median (range)",
+        "CPU per call / vs (client + server)", "server CPU µs/call", "client CPU µs/call",
+        "p50 ms", "p99 ms", "errors",
+    )  # fmt: skip
+    lines = _table(header, rows)
+    alone = [m for m in figures if m["scenario"] == "layers" and m["driver"] == "in-process"]
+    if alone:
+        lines += ["", *_table(("in-process", "adds µs per call"), [
+            (m["variant"].removeprefix("interceptor: "), f"{m['latency_ms']['mean'] * 1000:.2f}")
+            for m in alone
+        ])]  # fmt: skip
+    return lines
+
+
+def _mesh_overhead(m: Figure) -> str:
+    """ "(c) plaintext 93% (88-97%) of (a), CPU per call 1.04x"."""
+    security = m["variant"].split(" ", 1)[1].split(":")[0]
+    text = (
+        f"{_key(m['variant'])} {security} "
+        f"{_share(m['mesh_share'], m.get('mesh_share_range'), marks(m))} of {_key(m['baseline'])}"
+    )
+    cpu = m.get("cpu_ratio")
+    return text + (f", CPU per call {cpu:.2f}x" if cpu else "")
+
+
+def _layers_headlines(figures: list[Figure]) -> list[str]:
+    summaries = layer_summaries(figures)
+    if not summaries:  # a run before rounds: shares of (a) from one pass
+        layered = [m for m in figures if m["scenario"] == "layers" and m["driver"] == "python-grpc"]
+        if not layered or not layered[0]["throughput_rps"]:
+            return []
+        base = layered[0]["throughput_rps"]
+        shares = ", ".join(
+            _marked(f"{_key(m['variant'])} {m['throughput_rps'] / base:.0%}", marks(m))
+            for m in layered[1:]
+        )
+        return [f"Mesh layers, throughput as a share of (a) bare grpc.aio: {shares}"]
+    rounds = max(m["rounds"] for m in summaries)
+    mesh = [m for m in summaries if m.get("mesh_share") is not None]
+    others = [m for m in summaries if m.get("share") is not None and m not in mesh]
+    lines = []
+    if mesh:
+        lines.append(
+            "Mesh overhead (MeshServer + MeshChannel against bare grpc.aio at the same "
+            f"transport security; median (range) of {rounds} back-to-back rounds): "
+            + ", ".join(_mesh_overhead(m) for m in mesh)
+        )
+    if others:
+        lines.append(
+            "Mesh layers, each against its baseline (throughput, median (range)): "
+            + ", ".join(
+                f"{_key(m['variant'])} {_share(m['share'], m.get('share_range'), marks(m))} "
+                f"of {_key(m.get('baseline'))}"
+                for m in others
+            )
+        )
+    return lines
+
+
 # -- headlines -----------------------------------------------------------------------------
 
 
@@ -352,8 +462,12 @@ def headlines(results: dict[str, Any]) -> list[str]:
                 f"POST /v1/orders:batch"
             )
         elif g["scenario"] == "fanout":
+            # The feeder's rate is in the notes (bench/scenarios/fanout.py).
+            fed = re.search(r"feeder ([\d.]+) trades/s", g.get("notes", ""))
             lines.append(
-                f"Fan-out to {g['concurrency']} subscribers: p99 delivery lag "
+                f"Fan-out to {g['concurrency']} subscribers"
+                + (f" at {fed.group(1)} trades/s" if fed else "")
+                + ": p99 delivery lag "
                 f"{_marked(_ms(_p99(g)), marks(g))} ms over gRPC streams vs "
                 f"{_marked(_ms(_p99(r)), marks(r))} ms over SSE"
             )
@@ -370,14 +484,7 @@ def headlines(results: dict[str, Any]) -> list[str]:
                     else "one round only: noise is as large as the effect"
                 )
             )
-    layered = [m for m in figures if m["scenario"] == "layers" and m["driver"] == "python-grpc"]
-    if layered and layered[0]["throughput_rps"]:
-        base = layered[0]["throughput_rps"]
-        shares = ", ".join(
-            _marked(f"{m['variant'].split(' ', 1)[0]} {m['throughput_rps'] / base:.0%}", marks(m))
-            for m in layered[1:]
-        )
-        lines.append(f"Mesh layers, throughput as a share of (a) bare grpc.aio: {shares}")
+    lines += _layers_headlines(figures)
     return [f"- {line}" for line in lines if line]
 
 
@@ -410,8 +517,11 @@ def plot(figures: list[Figure], out: Path) -> list[Path]:
     written: list[Path] = []
     by_scenario: dict[str, list[Figure]] = defaultdict(list)
     for m in figures:
-        if m["scenario"] != "costs":  # short repeated rounds: the table says it all
-            by_scenario[m["scenario"]].append(m)
+        if m["scenario"] == "costs":  # short repeated rounds: the table says it all
+            continue
+        if m["scenario"] == "layers" and (m.get("rounds") or (m.get("round") or 0) > 0):
+            continue  # layers: the first round's curves stand for the rest
+        by_scenario[m["scenario"]].append(m)
     for scenario, group in by_scenario.items():
         curves = [m for m in group if m["latency_curve"] and m["requests"]]
         if curves:
@@ -518,10 +628,23 @@ def render(results: dict[str, Any], images: Sequence[Path]) -> str:
     for m in figures:
         by_scenario[m["scenario"]].append(m)
     for scenario in sorted(by_scenario, key=lambda s: (*SCENARIO_ORDER, s).index(s)):
-        table = (
-            costs_table(figures) if scenario == "costs" else scenario_table(by_scenario[scenario])
-        )
+        if scenario == "costs":
+            table = costs_table(figures)
+        elif scenario == "layers":
+            table = layers_table(by_scenario[scenario])
+        else:
+            table = scenario_table(by_scenario[scenario])
         lines += ["", f"## {SCENARIO_TITLES.get(scenario, scenario)}", "", *table]
+        if scenario == "layers" and layer_summaries(figures):
+            lines += [
+                "",
+                "Each round measures every variant back to back (every other round in the "
+                "opposite order); a share is taken within a round against the variant in "
+                '"vs", and the row gives its median and range over the rounds. The mesh\'s '
+                "overhead is (c) against (a) and (e) against (d): TLS ((d) against (a)) and "
+                "tracing ((f), (g) against (e)) are counted apart. Every round's figure is "
+                "in results.json.",
+            ]
         if scenario == "costs":
             lines += [
                 "",

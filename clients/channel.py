@@ -33,6 +33,8 @@ _monotonic = time.monotonic
 _KEYED_RETRY_PAUSE = 0.05
 # grpc-core's words for a request that never left this process.
 _NEVER_SENT = ("failed to connect", "Connection refused", "connections to all backends failing")
+# A call's options when it gives none (never mutated).
+_NO_OPTIONS: dict[str, Any] = {}
 
 # Tracing (services/runtime/telemetry/tracing.py sets the provider): a sampled call
 # gets a "mesh <service>" span around its attempts, each attempt's client span
@@ -109,11 +111,6 @@ class MeshChannel:
 
     # -- the unary path (hot) ---------------------------------------------------
 
-    def _deadline(self, method: str, timeout: float | None) -> float:
-        deadline = _monotonic() + (self.policy.timeouts[method] if timeout is None else timeout)
-        inherited = SERVING_DEADLINE.get()
-        return inherited if inherited is not None and inherited < deadline else deadline
-
     def _no_endpoint(self) -> grpc.aio.AioRpcError:
         return _rpc_error(
             grpc.StatusCode.UNAVAILABLE,
@@ -121,10 +118,21 @@ class MeshChannel:
         )
 
     async def _unary(
-        self, call: _UnaryUnary, request: Any, timeout_seconds: float | None, **kwargs: Any
+        self,
+        call: _UnaryUnary,
+        request: Any,
+        timeout_seconds: float | None,
+        options: dict[str, Any],
     ) -> Any:
         policy, pool, throttle = self.policy, self.pool, self.throttle
-        deadline = self._deadline(call.method, timeout_seconds)
+        # The method's default deadline, or the caller's, cut to what is left of the
+        # call being served.
+        deadline = _monotonic() + (
+            policy.timeouts[call.method] if timeout_seconds is None else timeout_seconds
+        )
+        inherited = SERVING_DEADLINE.get()
+        if inherited is not None and inherited < deadline:
+            deadline = inherited
         key = policy.key_of(request) if policy.key_of is not None else None
         keyed = key is not None and policy.balancer == "ring_hash"
         self.budget.record_request()
@@ -156,7 +164,7 @@ class MeshChannel:
                 started = stats.on_start()
                 sent += 1
                 try:
-                    response = await call.on(member)(request, timeout=left, **kwargs)
+                    response = await call.on(member)(request, timeout=left, **options)
                 except grpc.aio.AioRpcError as err:
                     code = err.code()
                     healthy = code not in ENDPOINT_FAILURES
@@ -281,15 +289,15 @@ class _UnaryUnary:
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        return self._channel._unary(
-            self,
-            request,
-            timeout,
-            metadata=metadata,
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
+        if metadata is None and credentials is None and wait_for_ready is compression is None:
+            return self._channel._unary(self, request, timeout, _NO_OPTIONS)  # no dict to build
+        options = {
+            "metadata": metadata,
+            "credentials": credentials,
+            "wait_for_ready": wait_for_ready,
+            "compression": compression,
+        }
+        return self._channel._unary(self, request, timeout, options)
 
 
 class _Streaming:

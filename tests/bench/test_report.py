@@ -95,3 +95,60 @@ def test_costs_are_medians_over_rounds_with_their_range() -> None:
     assert any(
         line.startswith("- telemetry cost, grpc") and "3 back-to-back" in line for line in lines
     )
+
+
+def test_layers_give_each_variant_its_share_of_its_baseline() -> None:
+    def summary(variant: str, baseline: str | None, share: float | None, **more: Any) -> dict:
+        fields: dict[str, Any] = {
+            "scenario": "layers",
+            "variant": variant,
+            "driver": "python-grpc",
+            "baseline": baseline,
+            "rounds": 5,
+            "share": share,
+            "share_range": [share - 0.05, share + 0.02] if share else None,
+            "cpu_ratio": 1.04 if share else None,
+            "cpu_ratio_range": [1.01, 1.1] if share else None,
+        }
+        return figure("grpc", **{**fields, **more})
+
+    bare = summary("(a) bare grpc.aio, plaintext", None, None)
+    mesh = summary(
+        "(c) plaintext: MeshServer + MeshChannel", bare["variant"], 0.93,
+        mesh_share=0.93, mesh_share_range=[0.88, 0.95],
+    )  # fmt: skip
+    tls = summary("(d) bare grpc.aio, mTLS", bare["variant"], 0.8)
+    failing = summary("(f) (e) + tracing, default sampling", "(e) mTLS: ...", 0.7, errors=2)
+    one_round = figure("grpc", scenario="layers", variant=mesh["variant"], round=0)
+    alone = figure(
+        "grpc", scenario="layers", variant="interceptor: server ChainInterceptor, mTLS (all)",
+        driver="in-process", latency_ms={"mean": 0.0021},
+    )  # fmt: skip
+    figures = [one_round, bare, mesh, tls, failing, alone]
+
+    rows = report.layers_table(figures)
+    assert len([r for r in rows if r.startswith("| (")]) == 4  # the summaries, not the round
+    (mesh_row,) = [r for r in rows if r.startswith("| (c)")]
+    cells = [c.strip() for c in mesh_row.split("|")]
+    assert cells[2:6] == ["(a)", "5", "1,000", "93% (88-95%)"]
+    assert cells[6] == "1.04x (1.01-1.10)"
+    assert report.ERRORS in next(r for r in rows if r.startswith("| (f)"))
+    assert "| server ChainInterceptor, mTLS (all) | 2.10 |" in rows
+
+    lines = report.headlines({"measurements": figures, "settings": {"concurrency": [16]}})
+    (overhead,) = [line for line in lines if line.startswith("- Mesh overhead")]
+    assert "(c) plaintext 93% (88-95%) of (a), CPU per call 1.04x" in overhead
+    assert "5 back-to-back rounds" in overhead
+    (others,) = [line for line in lines if line.startswith("- Mesh layers")]
+    assert "(d) 80% (75-82%) of (a)" in others and f"70% (65-72%) {report.ERRORS}" in others
+
+
+def test_layers_of_a_run_before_rounds_keep_their_one_pass_table() -> None:
+    one_pass = [
+        figure("grpc", scenario="layers", variant="(a) bare grpc.aio", driver="python-grpc"),
+        figure("grpc", scenario="layers", variant="(b) + MeshServer", driver="python-grpc",
+               throughput_rps=850.0),
+    ]  # fmt: skip
+    assert len(report.layers_table(one_pass)) == 4  # header, rule, two figures
+    lines = report.headlines({"measurements": one_pass, "settings": {"concurrency": [16]}})
+    assert "- Mesh layers, throughput as a share of (a) bare grpc.aio: (b) 85%" in lines

@@ -26,24 +26,32 @@ from services.runtime.authz_policy import AuthzPolicy
 from services.runtime.interceptors.wrapping import Behavior, WrappingInterceptor
 
 _LOGGER = logging.getLogger(__name__)
-_SPIFFE_ID = "peer_spiffe_id"
+SPIFFE_PROPERTY = "peer_spiffe_id"
 
 
 def peer_identity(context: grpc.aio.ServicerContext) -> str | None:
     """The caller's mesh identity ("orders"), None without one."""
-    found = context.auth_context().get(_SPIFFE_ID)
+    found = context.auth_context().get(SPIFFE_PROPERTY)
     if not found:
         return None
     spiffe = found[0].decode(errors="replace")
     return spiffe.removeprefix(SPIFFE_PREFIX) if spiffe.startswith(SPIFFE_PREFIX) else None
 
 
-async def _deny(context: grpc.aio.ServicerContext, method: str) -> NoReturn:
+async def deny(context: grpc.aio.ServicerContext, method: str) -> NoReturn:
     identity = peer_identity(context)
     who = f"identity {identity!r}" if identity else "a certificate without a trademesh identity"
     _LOGGER.warning("denied: %s may not call %s (peer %s)", who, method, context.peer())
     await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} may not call {method}")
     raise AssertionError("abort() raises")  # pragma: no cover
+
+
+def allowed_identities(policy: AuthzPolicy, method: str) -> frozenset[bytes]:
+    """The SPIFFE IDs that may call `method`, as the raw property values: compared
+    without decoding on the hot path."""
+    return frozenset(
+        f"{SPIFFE_PREFIX}{identity}".encode() for identity in policy.identities_for(method)
+    )
 
 
 class AuthzInterceptor(WrappingInterceptor):
@@ -58,32 +66,27 @@ class AuthzInterceptor(WrappingInterceptor):
             return handler  # probes and reflection: no per-call work at all
         return super().wrap_handler(handler, method)
 
-    def _allowed(self, method: str) -> frozenset[bytes]:
-        # Compared as the raw property value: no decoding on the hot path.
-        identities = self.policy.identities_for(method)
-        return frozenset(f"{SPIFFE_PREFIX}{identity}".encode() for identity in identities)
-
     def wrap_unary_response(self, behavior: Behavior, method: str) -> Behavior:
-        allowed = self._allowed(method)
+        allowed = allowed_identities(self.policy, method)
 
         async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
             # Hot path: one auth-context read and one set lookup.
-            found = context.auth_context().get(_SPIFFE_ID)
+            found = context.auth_context().get(SPIFFE_PROPERTY)
             if not found or found[0] not in allowed:
-                await _deny(context, method)
+                await deny(context, method)
             return await behavior(request_or_iterator, context)
 
         return call
 
     def wrap_stream_response(self, behavior: Behavior, method: str) -> Behavior:
-        allowed = self._allowed(method)
+        allowed = allowed_identities(self.policy, method)
 
         async def stream(
             request_or_iterator: Any, context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
-            found = context.auth_context().get(_SPIFFE_ID)
+            found = context.auth_context().get(SPIFFE_PROPERTY)
             if not found or found[0] not in allowed:
-                await _deny(context, method)
+                await deny(context, method)
             async for response in behavior(request_or_iterator, context):
                 yield response
 

@@ -17,7 +17,7 @@ from clients.resilience.deadline import SERVING_DEADLINE
 from services.runtime.interceptors.wrapping import Behavior, WrappingInterceptor
 
 
-def _set_deadline(context: grpc.aio.ServicerContext) -> None:
+def set_serving_deadline(context: grpc.aio.ServicerContext) -> None:
     left = context.time_remaining()
     # grpc.aio serves each call in its own task: the value stays with this call.
     SERVING_DEADLINE.set(None if left is None else time.monotonic() + left)
@@ -26,7 +26,7 @@ def _set_deadline(context: grpc.aio.ServicerContext) -> None:
 class DeadlineInterceptor(WrappingInterceptor):
     def wrap_unary_response(self, behavior: Behavior, method: str) -> Behavior:
         async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-            _set_deadline(context)
+            set_serving_deadline(context)
             return await behavior(request_or_iterator, context)
 
         return call
@@ -35,7 +35,7 @@ class DeadlineInterceptor(WrappingInterceptor):
         async def stream(
             request_or_iterator: Any, context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
-            _set_deadline(context)
+            set_serving_deadline(context)
             async for response in behavior(request_or_iterator, context):
                 yield response
 

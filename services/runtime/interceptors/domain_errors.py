@@ -22,7 +22,7 @@ from services.runtime.status import to_grpc_status
 _LOGGER = logging.getLogger(__name__)
 
 
-async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+async def abort_with_status(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
     if isinstance(exc, DomainError):
         status = to_grpc_status(exc)
         await context.abort(status.code, status.details, status.trailing_metadata)
@@ -39,6 +39,12 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception)
 _PASS_THROUGH = (grpc.aio.AbortError, asyncio.CancelledError)
 
 
+def passes_through(exc: BaseException) -> bool:
+    """True for what must propagate as it is: aborts, cancellation, and anything
+    that is not an Exception (GeneratorExit, KeyboardInterrupt)."""
+    return isinstance(exc, _PASS_THROUGH) or not isinstance(exc, Exception)
+
+
 class DomainErrorInterceptor(WrappingInterceptor):
     """Maps what a servicer raises onto the call's status."""
 
@@ -49,7 +55,7 @@ class DomainErrorInterceptor(WrappingInterceptor):
             except _PASS_THROUGH:
                 raise
             except Exception as exc:
-                await _abort(context, method, exc)
+                await abort_with_status(context, method, exc)
 
         return call
 
@@ -63,6 +69,6 @@ class DomainErrorInterceptor(WrappingInterceptor):
             except _PASS_THROUGH:
                 raise
             except Exception as exc:
-                await _abort(context, method, exc)
+                await abort_with_status(context, method, exc)
 
         return stream

@@ -25,7 +25,7 @@ _perf_counter = time.perf_counter
 _OK = grpc.StatusCode.OK
 
 
-def _final_code(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+def final_code(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     """The status a call that raised `exc` ends with."""
     if isinstance(exc, asyncio.CancelledError | GeneratorExit):
         # grpc.aio cancels the handler when the deadline passes as well as when the
@@ -53,7 +53,7 @@ class MetricsInterceptor(WrappingInterceptor):
             try:
                 response = await behavior(request_or_iterator, context)
             except BaseException as exc:
-                requests(_final_code(exc, context)).inc()
+                requests(final_code(exc, context)).inc()
                 raise
             finally:
                 observe(_perf_counter() - started)
@@ -77,7 +77,7 @@ class MetricsInterceptor(WrappingInterceptor):
                 async for response in behavior(request_or_iterator, context):
                     yield response
             except BaseException as exc:
-                requests(_final_code(exc, context)).inc()
+                requests(final_code(exc, context)).inc()
                 raise
             finally:
                 observe(_perf_counter() - started)
