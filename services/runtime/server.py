@@ -25,11 +25,7 @@ from grpc_health.v1.health import aio as health_aio
 
 from discovery import Registration
 from services.runtime.authz_policy import AuthzPolicy
-from services.runtime.interceptors.authz import AuthzInterceptor
-from services.runtime.interceptors.call_log import FailedCallLogInterceptor
-from services.runtime.interceptors.deadline import DeadlineInterceptor
-from services.runtime.interceptors.domain_errors import DomainErrorInterceptor
-from services.runtime.interceptors.metrics import MetricsInterceptor
+from services.runtime.interceptors.chain import ChainInterceptor
 from services.runtime.lifecycle import (
     run_processes,
     run_worker_process,
@@ -99,25 +95,23 @@ class MeshServer:
         self.health = health_aio.HealthServicer()
         self.registration: Registration | None = None
         self._exit_stack = contextlib.AsyncExitStack()
-        # grpc.aio applies interceptors in list order, the last one innermost. The
-        # wrapping ones cache per method, so they come last; authorization first of
-        # them, so a refused call does no other work.
-        interceptors: list[grpc.aio.ServerInterceptor] = [
-            DeadlineInterceptor(),
-            FailedCallLogInterceptor(),  # outside domain errors: sees the final status
-            DomainErrorInterceptor(),
-        ]
         credentials = None
+        authz = None
         if not settings.plaintext:
             # Fails here, before any port is bound, when the files are unusable.
             credentials = server_credentials(settings)
-            interceptors.insert(0, AuthzInterceptor(AuthzPolicy.load(settings.authz_policy)))
-        # Metrics first: refused and failed calls count with the status clients see.
+            authz = AuthzPolicy.load(settings.authz_policy)
         self.metrics: ServerMetrics | None = None
         if settings.metrics_port >= 0:
             self.metrics = ServerMetrics(lambda: self.registration)
-            interceptors.insert(0, MetricsInterceptor(self.metrics.rpc))
-        self.server = grpc.aio.server(
+        # Metrics, authorization, deadlines, the failed-call log and domain errors
+        # folded into one wrapper per method (interceptors/chain.py).
+        rpc_metrics = self.metrics.rpc if self.metrics is not None else None
+        interceptors: list[grpc.aio.ServerInterceptor] = [ChainInterceptor(rpc_metrics, authz)]
+        make_server = grpc.aio.server
+        if settings.grpc_server == "native":  # experimental, plaintext only
+            from services.runtime.native_server import native_server as make_server
+        self.server = make_server(
             interceptors=interceptors,
             options=server_options(settings),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,

@@ -56,6 +56,11 @@ class ServerSettings(BaseSettings):
         ge=1,
         description="calls in flight per process before new ones get RESOURCE_EXHAUSTED",
     )
+    grpc_server: Literal["grpcio", "native"] = Field(
+        "grpcio",
+        description="grpcio: grpc.aio's server; native: pygrpc-native's (experimental, "
+        "plaintext only, pip install pygrpc-native: services/runtime/native_server.py)",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     # Telemetry (services/runtime/telemetry/). Traces go by OTLP when the standard
@@ -126,6 +131,11 @@ class ServerSettings(BaseSettings):
             raise ValueError(
                 "--plaintext and --tls-dir both given: a process serves either mTLS (drop "
                 "--plaintext) or plaintext (drop --tls-dir), never both"
+            )
+        if self.grpc_server == "native" and not self.plaintext:
+            raise ValueError(
+                "--grpc-server native serves plaintext only (pygrpc-native has no TLS): add "
+                "--plaintext, or drop --grpc-server native to serve mTLS with grpcio"
             )
         if not self.identity:
             # The service's environment prefix is its registry name: TRADEMESH_RISK_ -> risk.
