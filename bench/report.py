@@ -16,6 +16,7 @@ from statistics import median
 from typing import Any
 
 from bench.measurement import GENERATOR_BOUND_SHARE, generator_share
+from bench.targets import targets_table
 
 SCENARIO_ORDER = (
     "floor", "get_quote", "place_order", "order_entry", "fanout", "fanout_feeder", "layers",
@@ -601,6 +602,16 @@ def render(results: dict[str, Any], images: Sequence[Path]) -> str:
     top = headlines(results)
     if top:
         lines += ["## Headlines", "", *top, ""]
+    goals = targets_table(figures)
+    if goals:
+        lines += [
+            "## Targets",
+            "",
+            "Each speed target beside this run's own figure.",
+            "",
+            *goals,
+            "",
+        ]
     lines += [
         "## Set-up",
         "",
