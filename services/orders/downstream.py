@@ -5,8 +5,9 @@ a placement; a failed call becomes the DomainError it means to the saga
 (services.runtime.status.error_from_rpc: refusals keep their class, transport
 failures and deadlines become Unavailable).
 
-Reserve and Submit calls made while one is in flight are coalesced (batching.py)
-into one ReserveBatch per risk owner and one SubmitBatch per engine owner, each
+Reserve and Submit calls made while one is in flight are coalesced (batching.py;
+under load the next batch lingers 1 ms for more callers) into one ReserveBatch
+per risk owner and one SubmitBatch per engine owner, each
 item answered as its own call would have been. A lone call is sent as the plain
 Reserve or Submit; so is each item again when a batch reaches a server without
 the batched method (UNIMPLEMENTED: mid rolling upgrade).

@@ -7,8 +7,9 @@ PlaceOrder is a saga over two services that each keep their own state:
     -> risk.reserve -> matching.submit
     -> one transaction: the engine's answer, every fill (ours and, when the maker
        order is in this store, the maker's) (booking.py)
-    -> the answer; then, in a task of its own, risk.apply_fill per fill and
-       risk.release of what a settled order still holds (settlement.py)
+    -> the answer; then, in a settlement pass shared with the placements that
+       answer meanwhile, risk.apply_fill per fill and risk.release of what a
+       settled order still holds (settlement.py)
 
 If the reserve is refused, the order is REJECTED with the risk's reason. If the
 submit fails or its answer is lost, the order is unwound: matching.cancel (the
@@ -327,7 +328,7 @@ class OrderDesk:
         )
         # Matched and durably recorded: answer now, settle with risk after.
         self._booked(booking)
-        self._settlement.settle_later(booking.fills, booking.orders)
+        self._settlement.settle_later(booking.fills, booking.orders, _accounts(execution))
         return self._answer(booking)
 
     async def _unwind_failed_submit(self, order: Order, err: DomainError) -> PlaceOutcome:
@@ -418,8 +419,18 @@ class OrderDesk:
         order = booking.order
         if order.status is OrderStatus.REJECTED:
             return error_from_code(order.error_code, order.reject_reason)
-        fills = self._store.fills(order.order_id, aggressor_only=True)
-        return Placement(order, tuple(fills))
+        return Placement(order, self._own_fills(booking))
+
+    def _own_fills(self, booking: Booking) -> tuple[Fill, ...]:
+        """The order's own (taker) fills in trade time order: those its booking
+        recorded when they are all of them (its filled quantity is theirs: a
+        fresh placement's), else as the store has them."""
+        order = booking.order
+        own = [f for f in booking.fills if f.order_id == order.order_id and f.aggressor]
+        if sum(f.quantity for f in own) == order.filled_quantity:
+            own.sort(key=_trade_time)
+            return tuple(own)
+        return tuple(self._store.fills(order.order_id, aggressor_only=True))
 
     def _committed(self, booking: Booking) -> None:
         """After the commit of a booking: its events are in the log; the tailer of
@@ -538,6 +549,20 @@ class OrderDesk:
                 "risk settlements still running after %.1f s; the outbox retries them",
                 settle_seconds,
             )
+
+
+def _trade_time(fill: Fill) -> int:
+    return fill.timestamp_ns
+
+
+def _accounts(execution: Execution) -> dict[str, str]:
+    """The account of each order in an execution's trades: a booked fill's order
+    is one of them (a maker fill is booked only when its account matches)."""
+    accounts: dict[str, str] = {}
+    for trade in execution.trades:
+        accounts[trade.taker_order_id] = trade.taker_account_id
+        accounts[trade.maker_order_id] = trade.maker_account_id
+    return accounts
 
 
 def _key_reused(client_order_id: str, order_id: str) -> AlreadyExists:

@@ -12,8 +12,10 @@ item's account (the mesh channel routes by a key per call). `SettleBatcher`
 queues the items of concurrent settle() calls while one call is in flight and
 sends them together when it returns (batching.Coalescer, which Reserve and
 Submit share): no wait at all when the service is idle, and batches as large as
-the load when it is not. Each batch runs in the context of its first caller, so
-its call is in that settlement's trace.
+the load when it is not. The settlements placements start after answering are
+already grouped into passes before they get here (settlement.py). Each batch
+runs in the context of its first caller, so its call is in that settlement's
+trace.
 """
 
 from __future__ import annotations

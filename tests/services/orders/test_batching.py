@@ -107,3 +107,38 @@ def test_scatter_places_each_answer_at_its_item_or_one_error_for_all() -> None:
     scatter(outcomes, [1, 3], ["only one"], lambda i, answer: answer, call="risk ReserveBatch")
     assert isinstance(outcomes[1], Unavailable) and outcomes[1] is outcomes[3]
     assert "risk ReserveBatch answered 1 items for 2" in outcomes[1].message
+
+
+async def test_an_idle_call_goes_at_once_whatever_the_linger() -> None:
+    recorder = Recorder()
+    batches: Coalescer[int, int] = Coalescer(recorder.send, what="test service", linger=60.0)
+    first = asyncio.create_task(batches.run([1]))
+    await _until(lambda: len(recorder.sent) == 1)
+    recorder.gates[0].set()
+    assert await first == [2]
+    # Nobody was waiting when it returned: the next call does not linger either.
+    second = asyncio.create_task(batches.run([2]))
+    await _until(lambda: len(recorder.sent) == 2)
+    recorder.gates[1].set()
+    assert await second == [4]
+    assert recorder.sent == [[1], [2]]
+
+
+async def test_under_load_the_next_call_lingers_and_takes_the_callers_arriving_meanwhile() -> None:
+    recorder = Recorder()
+    batches: Coalescer[int, int] = Coalescer(recorder.send, what="test service", linger=0.2)
+    first = asyncio.create_task(batches.run([1]))
+    await _until(lambda: len(recorder.sent) == 1)
+    waiting = asyncio.create_task(batches.run([2]))
+    await _until(lambda: batches.queued == 1)
+    recorder.gates[0].set()
+    assert await first == [2]
+    # Callers were waiting as it returned: the next call lingers, and a caller
+    # arriving meanwhile joins it rather than going alone.
+    joining = asyncio.create_task(batches.run([3]))
+    await _until(lambda: batches.queued == 2)
+    assert recorder.sent == [[1]]
+    await _until(lambda: len(recorder.sent) == 2)
+    recorder.gates[1].set()
+    assert (await waiting, await joining) == ([4], [6])
+    assert recorder.sent == [[1], [2, 3]] and batches.calls == 2

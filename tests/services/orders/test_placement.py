@@ -746,3 +746,18 @@ async def test_a_drain_waits_for_settlements_within_its_bound(
     await desk.drain()
     assert desk._store.outbox_backlog() == 0
     assert (position(risk_book, "alice"), reserved(risk_book, "alice")) == (4, (0, 0, 0))
+
+
+async def test_a_taker_answers_each_of_its_fills_in_trade_order_as_the_store_has_them(
+    desk: OrderDesk, store: OrderStore
+) -> None:
+    await desk.place(order("bob", "s-1", side=SELL, quantity=3, price=10_000))
+    await desk.place(order("carol", "s-1", side=SELL, quantity=2, price=10_001))
+    taker = await desk.place(order("alice", "b-1", quantity=5, price=10_100))
+
+    assert [(f.quantity, f.price, f.aggressor) for f in taker.fills] == [
+        (3, 10_000, True),
+        (2, 10_001, True),
+    ]
+    assert taker.fills == tuple(store.fills(taker.order.order_id, aggressor_only=True))
+    assert await desk.settled()
