@@ -28,6 +28,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The tests also cover the optional `native` extra (--grpc-server native); `make run` does without.
+TEST_STAMP := $(VENV)/.installed-test-stamp
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,native]'
+	@touch $@
+
 protos: $(STAMP)
 	$(PY) protos/generate.py
 
@@ -47,7 +53,7 @@ run: $(STAMP) certs
 observe: $(STAMP) certs
 	$(PY) -m services.observe $(OBSERVE_FLAGS)
 
-test: $(STAMP) protos-check lint bench-tools
+test: $(TEST_STAMP) protos-check lint bench-tools
 	$(PY) -m pytest
 
 # Load generators for the benchmark (Debian packages): installed when missing if

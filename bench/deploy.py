@@ -72,7 +72,7 @@ def _wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[byte
 
 @dataclass
 class Floor:
-    """A bare echo server (bench/floors/): grpc.aio or aiohttp."""
+    """A bare echo server (bench/floors/): grpc.aio (or `server`) or aiohttp."""
 
     transport: Transport
     log_dir: Path
@@ -80,20 +80,25 @@ class Floor:
     process: subprocess.Popen[bytes] | None = None
 
     tls: TlsFiles | None = None  # the floors serve plaintext only
+    server: str = "grpc.aio"  # gRPC only: bench/floors/grpc_echo.py SERVERS
 
     @property
     def variant(self) -> str:
-        return "bare grpc.aio" if self.transport == "grpc" else "bare aiohttp+orjson"
+        return f"bare {self.server}" if self.transport == "grpc" else "bare aiohttp+orjson"
 
     def address(self, _service: str = "") -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> Floor:
         module = "grpc_echo" if self.transport == "grpc" else "http_echo"
+        command = [sys.executable, "-m", f"bench.floors.{module}", "--port", str(self.port)]
+        if self.transport == "grpc":
+            command += ["--server", self.server]
+        name = self.transport if self.server == "grpc.aio" else self.server
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"floor-{self.transport}.log", "ab") as log:
+        with open(self.log_dir / f"floor-{name}.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", f"bench.floors.{module}", "--port", str(self.port)],
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -15,6 +15,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from bench.floors import REFERENCE_FLOORS
 from bench.measurement import GENERATOR_BOUND_SHARE, generator_share
 from bench.targets import targets_table
 
@@ -22,7 +23,8 @@ SCENARIO_ORDER = (
     "floor", "get_quote", "place_order", "order_entry", "fanout", "fanout_feeder", "layers",
 )  # fmt: skip
 SCENARIO_TITLES = {
-    "floor": "Floors: bare grpc.aio vs bare aiohttp echo (GetQuote-shaped, no domain code)",
+    "floor": "Floors: bare grpc.aio vs bare aiohttp echo (GetQuote-shaped, no domain code)"
+    " (and bare pygrpc-native, where installed)",
     "get_quote": "GetQuote: one hop to MarketDataService (plaintext mesh)",
     "place_order": "PlaceOrder: three hops (orders -> risk -> matching)",
     "order_entry": "High-rate order entry: batches per message",
@@ -54,9 +56,11 @@ def _family(driver: str) -> str:
 
 
 def _setup(variant: str) -> str:
-    """A deployment's variant without its transport's stack name."""
+    """A deployment's variant without its transport's stack name. Only the
+    transports' own floors are "floor" (they pair); another bare server keeps its
+    name, so it pairs with nothing."""
     if variant.startswith("bare"):
-        return "floor"
+        return "floor" if variant in REFERENCE_FLOORS else variant
     return variant.split(", ", 1)[1] if ", " in variant else variant
 
 
@@ -162,11 +166,49 @@ def _pair_key(m: Figure) -> tuple[Any, ...]:
 
 
 def _floors(figures: list[Figure]) -> dict[tuple[Any, ...], Figure]:
+    """Each transport's own floor (bare grpc.aio, bare aiohttp) by driver role and load."""
     return {
         (m["transport"], _family(m["driver"]), m["concurrency"]): m
         for m in figures
-        if m["scenario"] == "floor"
+        if m["scenario"] == "floor" and _setup(m["variant"]) == "floor"
     }
+
+
+def other_floors_table(figures: list[Figure]) -> list[str]:
+    """Bare servers beside their transport's floor (pygrpc-native beside grpc.aio),
+    same driver and load; a line saying why when the run has none."""
+    others = [m for m in figures if m["scenario"] == "floor" and _setup(m["variant"]) != "floor"]
+    if not others:
+        return [
+            "No bare pygrpc-native floor in this run: it is measured only where the optional "
+            "pygrpc-native is installed (`pip install -e '.[native]'`)."
+        ]
+    floors = _floors(figures)
+    rows = []
+    for m in others:
+        floor = floors.get((m["transport"], _family(m["driver"]), m["concurrency"]))
+        if floor is None or floor["driver"] != m["driver"]:
+            continue
+        mark = marks(m, floor)
+        rows.append(
+            (
+                m["variant"], floor["variant"], m["driver"], _load(m),
+                _num(m["throughput_rps"]), _num(floor["throughput_rps"]),
+                _marked(_ratio(m["throughput_rps"], floor["throughput_rps"]), mark),
+                _num(_server_us(m)), _num(_server_us(floor)),
+                _marked(_ratio(_server_us(m), _server_us(floor)), mark),
+            )
+        )  # fmt: skip
+    header = (
+        "variant", "vs", "driver", "load", "req/s", "vs req/s", "throughput / vs",
+        "server CPU µs/req", "vs server CPU µs/req", "server CPU per call / vs",
+    )  # fmt: skip
+    return [
+        "Other bare gRPC servers beside the gRPC floor, same driver and load (REST is "
+        "compared with the gRPC floor only):",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def _of_floor(m: Figure, floors: dict[tuple[Any, ...], Figure]) -> str:
@@ -646,6 +688,8 @@ def render(results: dict[str, Any], images: Sequence[Path]) -> str:
         else:
             table = scenario_table(by_scenario[scenario])
         lines += ["", f"## {SCENARIO_TITLES.get(scenario, scenario)}", "", *table]
+        if scenario == "floor":
+            lines += ["", *other_floors_table(figures)]
         if scenario == "layers" and layer_summaries(figures):
             lines += [
                 "",

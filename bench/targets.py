@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bench.floors import REFERENCE_FLOORS
+
 Figure = dict[str, Any]
 
 MESH_SHARE_GOAL = 0.85
@@ -170,7 +172,7 @@ def _floor_line(figures: list[Figure]) -> str | None:
         m["transport"]: m
         for m in figures
         if m["scenario"] == "floor" and m["load"] == "closed" and m["concurrency"] == 16
-        and m["driver"] in ("h2load", "wrk", "ghz")
+        and m["driver"] in ("h2load", "wrk", "ghz") and m["variant"] in REFERENCE_FLOORS
     }  # fmt: skip
     if {"grpc", "rest"} <= floors.keys():
         g, r = floors["grpc"], floors["rest"]

@@ -17,8 +17,8 @@ system of every thread, from /proc/PID/stat, divided by the calls the servicer
 itself counted in the window), which other processes' load disturbs far less
 than calls/s. Prints one line per run and a median per server and client, then
 a JSON summary. With --mesh, the same for the runtime's MeshServer (plaintext,
-metrics on) with --grpc-server grpcio and native. Needs `pip install
-pygrpc-native`; every process it starts is stopped by its PID at the end.
+metrics on) with --grpc-server grpcio and native. Needs `pip install -e
+'.[native]'`; every process it starts is stopped by its PID at the end.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ plaintext, mTLS, and mTLS with telemetry off) is started once and stays up, so
 figures of both transports can alternate back to back; an idle mesh costs next
 to nothing (no etcd, no traffic). In order:
 
-- floor (bare echo), gRPC then REST: the C generator at each concurrency, the
-  Python client at the middle one;
+- floor (bare echo), gRPC (grpc.aio; then pygrpc-native, where that optional
+  extra is installed) then REST: the C generator at each concurrency, the Python
+  client at the middle one;
 - plaintext, gRPC then REST: get_quote from the C generator and the Python
   client at each concurrency; place_order replayed (one fixed body, C
   generator); then get_quote's open loops;
@@ -24,8 +25,11 @@ to nothing (no etcd, no traffic). In order:
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +42,11 @@ from bench.scenarios.order_entry import order_entry_batches, order_entry_singles
 
 SCENARIOS = ("floor", "get_quote", "place_order", "order_entry", "fanout", "costs", "layers")
 TRANSPORTS = ("grpc", "rest")
+NATIVE_SKIPPED = (
+    "floor: pygrpc-native is not installed, so its bare floor is skipped "
+    "(pip install -e '.[native]')"
+)
+_LOGGER = logging.getLogger(__name__)
 
 
 class Startable(Protocol):
@@ -57,6 +66,45 @@ def _middle(levels: Sequence[int]) -> int:
     return levels[len(levels) // 2]
 
 
+def native_version() -> str | None:
+    """pygrpc-native's version where it is importable (the `native` extra), else None."""
+    if importlib.util.find_spec("pygrpc_native") is None:
+        return None
+    try:
+        return metadata.version("pygrpc-native")
+    except metadata.PackageNotFoundError:
+        return "unknown version"
+
+
+def floor_stages(levels: Sequence[int], log_dir: Path) -> list[Stage]:
+    """The bare echo floors: grpc.aio, pygrpc-native where installed, aiohttp. The
+    same drivers and loads on each; pygrpc-native's is measured beside grpc.aio's
+    (the gRPC floor) and is not paired with REST (bench/floors REFERENCE_FLOORS)."""
+    mid = _middle(levels)
+    native = native_version()
+    if native is None:
+        _LOGGER.warning(NATIVE_SKIPPED)
+
+    def floor(make: Callable[[], Floor], name: str, notes: str = "") -> Stage:
+        steps = [c_unary("get_quote", c, scenario="floor", notes=notes) for c in levels]
+        steps.append(
+            python_closed("get_quote", "marketdata", mid, floor=True, scenario="floor", notes=notes)
+        )
+        return Stage(name, make, steps)
+
+    stages = [floor(lambda: Floor("grpc", log_dir), "floor grpc")]
+    if native is not None:
+        stages.append(
+            floor(
+                lambda: Floor("grpc", log_dir, server="pygrpc-native"),
+                "floor grpc (pygrpc-native)",
+                f"pygrpc-native {native}",
+            )
+        )
+    stages.append(floor(lambda: Floor("rest", log_dir), "floor rest"))
+    return stages
+
+
 def build(settings: RunSettings, scenarios: Sequence[str], certs_dir: Path) -> list[Stage]:
     levels = settings.concurrency
     mid = _middle(levels)
@@ -65,19 +113,8 @@ def build(settings: RunSettings, scenarios: Sequence[str], certs_dir: Path) -> l
     stages: list[Stage] = []
     want = set(scenarios)
 
-    for transport in TRANSPORTS:
-        if "floor" in want:
-            steps = [c_unary("get_quote", c, scenario="floor") for c in levels]
-            steps.append(
-                python_closed("get_quote", "marketdata", mid, floor=True, scenario="floor")
-            )
-            stages.append(
-                Stage(
-                    f"floor {transport}",
-                    lambda t=transport: Floor(t, state / "logs"),  # type: ignore[misc]
-                    steps,
-                )
-            )
+    if "floor" in want:
+        stages += floor_stages(levels, state / "logs")
 
     def open_steps(call: str, service: str, setup: str) -> list[Step]:
         # Each rate on both transports back to back, alternating which goes first.

@@ -1,29 +1,37 @@
 """pygrpc-native as MeshServer's gRPC server (`--grpc-server native`, experimental).
 
-pygrpc-native (PyPI, not a dependency: `pip install pygrpc-native`) answers
-grpc.aio.server()'s API with HTTP/2 and gRPC framing done in Rust, off the GIL;
-servicers and interceptors stay in Python. It serves unary and server-streaming
-methods itself and sends the rest (client streams, bidi, reflection) to a grpc.aio
-server behind it on a Unix socket. What MeshServer needs that it lacks, and how
-this module covers it:
+pygrpc-native (PyPI) answers grpc.aio.server()'s API with HTTP/2 and gRPC framing
+done in Rust, off the GIL; servicers and interceptors stay in Python. It is an
+optional extra, pinned: `pip install -e '.[native]'` installs pygrpc-native
+0.5.0, the version this module is written against (it replaces a private
+method of that version, below). Any other version is refused, naming that command.
+
+It serves unary and server-streaming methods itself and sends the rest (client
+streams, bidi, reflection) to a grpc.aio server behind it on a Unix socket, in a
+/tmp/pygrpc-native-* directory. stop() (MeshServer.drain(), so SIGTERM/SIGINT
+too) removes that directory; a process killed without it (SIGKILL, a crash)
+leaves it behind. What MeshServer needs that it lacks, and how this module
+covers it:
 
 - TLS: none. Settings refuse `native` without `--plaintext` (settings.py); a
   quiet fall back to grpcio would leave an operator believing the flag took.
 - maximum_concurrent_rpcs raises: the same limit is kept by an interceptor put
   first, answering RESOURCE_EXHAUSTED as grpc-core does.
 - Tracing patches grpc.aio.server (telemetry/tracing.py) to put its span
-  interceptor first; the same interceptors come next here.
-- time_remaining() of a call without a deadline is float(sys.maxsize), where
-  grpc.aio says None. Carried to a downstream call as its timeout (clients/
+  interceptor first; the same interceptors (tracing.server_interceptors()) come
+  next here.
+- time_remaining() of a call without a deadline is float(sys.maxsize) in 0.5.0,
+  where grpc.aio says None. Carried to a downstream call as its timeout (clients/
   channel.py), that overflows grpc's deadline: DEADLINE_EXCEEDED at once. The
-  context's time_remaining() is made to answer None, as grpc.aio's does.
+  private `pygrpc_native.aio._Context.time_remaining` is wrapped to answer None,
+  as grpc.aio's does.
 """
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
 
 import grpc
@@ -71,17 +79,31 @@ class ConcurrencyLimitInterceptor(WrappingInterceptor):
         return stream
 
 
-def _tracing_interceptors() -> list[Any]:
-    """The interceptors tracing has grpc.aio.server put first, if it patched it.
-    (Read from its wrapper: an adoption would have tracing.py hand them out.)"""
-    server = grpc.aio.server
-    if not getattr(server, tracing._PATCHED, False):
-        return []
-    return list(inspect.getclosurevars(server).nonlocals.get("first", []))
-
-
+# The version whose private _Context this module patches (pyproject's `native` extra).
+PINNED_VERSION = "0.5.0"
+_INSTALL = "pip install -e '.[native]'"
 # What pygrpc-native's time_remaining() answers for a call without a deadline.
 _NO_DEADLINE = float(sys.maxsize)
+
+
+def check_version(installed: str | None) -> None:
+    """Refuses any pygrpc-native but the pinned one: the time_remaining() patch
+    reaches into its private context class, which another version may change."""
+    if installed is None:
+        raise OSError(f"--grpc-server native needs pygrpc-native {PINNED_VERSION}: {_INSTALL}")
+    if installed != PINNED_VERSION:
+        raise OSError(
+            f"--grpc-server native is written for pygrpc-native {PINNED_VERSION}, found "
+            f"{installed} (services/runtime/native_server.py patches its private context): "
+            f"{_INSTALL}"
+        )
+
+
+def _installed_version() -> str | None:
+    try:
+        return metadata.version("pygrpc-native")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _no_deadline_is_none(context_class: Any) -> None:
@@ -105,16 +127,13 @@ def native_server(
     maximum_concurrent_rpcs: int | None,
 ) -> grpc.aio.Server:
     """A pygrpc-native grpc.aio server taking grpc.aio.server()'s arguments."""
-    try:
-        import pygrpc_native.aio
-    except ImportError as exc:
-        raise OSError(
-            "--grpc-server native needs pygrpc-native: pip install pygrpc-native"
-        ) from exc
+    check_version(_installed_version())
+    import pygrpc_native.aio
+
     _no_deadline_is_none(pygrpc_native.aio._Context)
     # The limit first: grpc-core refuses a call before any interceptor (a span) sees it.
     chain: list[Any] = []
     if maximum_concurrent_rpcs is not None:
         chain.append(ConcurrencyLimitInterceptor(maximum_concurrent_rpcs))
-    chain += [*_tracing_interceptors(), *interceptors]
+    chain += [*tracing.server_interceptors(), *interceptors]
     return pygrpc_native.aio.server(interceptors=chain, options=options)

@@ -59,7 +59,7 @@ class ServerSettings(BaseSettings):
     grpc_server: Literal["grpcio", "native"] = Field(
         "grpcio",
         description="grpcio: grpc.aio's server; native: pygrpc-native's (experimental, "
-        "plaintext only, pip install pygrpc-native: services/runtime/native_server.py)",
+        "plaintext only, pip install -e '.[native]': services/runtime/native_server.py)",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 

@@ -8,6 +8,7 @@ install them: a smoke test that skips is no test.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -86,6 +87,15 @@ def test_every_driver_and_scenario_produces_clean_figures(quick_run: tuple[dict,
         (m["transport"], m["variant"], m["round"]) for m in figures if m["scenario"] == "costs"
     }
     assert len(costs) == 6 and {r for *_, r in costs} == {0}, costs
+
+
+def test_the_pygrpc_native_floor_runs_where_it_is_installed(
+    quick_run: tuple[dict, Path],
+) -> None:
+    results, _out = quick_run
+    native = {m["driver"] for m in results["measurements"] if m["variant"] == "bare pygrpc-native"}
+    installed = importlib.util.find_spec("pygrpc_native") is not None
+    assert native == ({C_GRPC, "python-grpc"} if installed else set())
 
 
 def test_h2load_figures_match_the_servers_count(quick_run: tuple[dict, Path]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import report
+from bench import report, targets
 
 
 def figure(transport: str, **changes: Any) -> dict[str, Any]:
@@ -152,3 +152,74 @@ def test_layers_of_a_run_before_rounds_keep_their_one_pass_table() -> None:
     assert len(report.layers_table(one_pass)) == 4  # header, rule, two figures
     lines = report.headlines({"measurements": one_pass, "settings": {"concurrency": [16]}})
     assert "- Mesh layers, throughput as a share of (a) bare grpc.aio: (b) 85%" in lines
+
+
+# -- floors: a second bare gRPC server (pygrpc-native) beside grpc.aio's ----------------------
+
+
+def floor_figure(variant: str, driver: str, rps: float, cpu_s: float) -> dict[str, Any]:
+    transport = "rest" if "aiohttp" in variant else "grpc"
+    return figure(
+        transport, scenario="floor", variant=variant, driver=driver, throughput_rps=rps,
+        items_per_s=rps, requests=int(rps * 4), server_cpu_s={"floor": cpu_s},
+    )  # fmt: skip
+
+
+def floors() -> list[dict[str, Any]]:
+    """The order of a run: grpc.aio, then pygrpc-native, then REST."""
+    return [
+        floor_figure("bare grpc.aio", "h2load", 6000.0, 3.6),  # 150 µs per call
+        floor_figure("bare grpc.aio", "python-grpc", 3000.0, 2.4),  # 200 µs
+        floor_figure("bare pygrpc-native", "h2load", 30000.0, 3.0),  # 25 µs
+        floor_figure("bare pygrpc-native", "python-grpc", 10000.0, 1.6),  # 40 µs
+        floor_figure("bare aiohttp+orjson", "wrk", 8000.0, 3.2),
+        floor_figure("bare aiohttp+orjson", "python-http", 4000.0, 3.2),
+    ]
+
+
+def test_rest_pairs_with_the_grpc_aio_floor_only() -> None:
+    rows = ratio_rows(floors())
+    assert len(rows) == 2  # one pair per driver role, none for pygrpc-native
+    by_drivers = {row.split("|")[3].strip(): row for row in rows}
+    assert "| 6,000 | 8,000 | 0.75x |" in by_drivers["h2load / wrk"]
+    assert "| 3,000 | 4,000 | 0.75x |" in by_drivers["python-grpc / python-http"]
+    assert "30,000" not in "".join(rows) and "10,000" not in "".join(rows)
+
+
+def test_a_grpc_figure_is_a_share_of_the_grpc_aio_floor() -> None:
+    quote = figure("grpc", driver="h2load", throughput_rps=3000.0, items_per_s=3000.0)
+    rest = figure("rest", driver="wrk", throughput_rps=2000.0, items_per_s=2000.0)
+    (row,) = ratio_rows([*floors(), quote, rest])[2:]  # after the two floor pairs
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[-3:-1] == ["50%", "25%"]  # 3,000 of grpc.aio's 6,000; 2,000 of 8,000
+
+
+def test_headlines_and_targets_put_rest_against_the_grpc_aio_floor() -> None:
+    lines = report.headlines({"measurements": floors(), "settings": {"concurrency": [16]}})
+    (c_floor,) = [line for line in lines if "C generators" in line and "floor" in line]
+    assert "(6,000 vs 8,000/s)" in c_floor
+    (python_floor,) = [line for line in lines if "Python clients" in line and "floor" in line]
+    assert "(3,000 vs 4,000/s)" in python_floor
+    assert targets._floor_line(floors()) == (
+        "Floors beside them (bare echo, c16, C generators): grpc.aio 6,000/s, aiohttp 8,000/s."
+    )
+
+
+def test_pygrpc_native_rows_stand_beside_grpc_aio() -> None:
+    lines = report.other_floors_table(floors())
+    rows = [line for line in lines if line.startswith("| bare pygrpc-native")]
+    assert len(rows) == 2
+    cells = {row.split("|")[3].strip(): [c.strip() for c in row.split("|")] for row in rows}
+    h2load = cells["h2load"]
+    assert h2load[2] == "bare grpc.aio" and h2load[5:8] == ["30,000", "6,000", "5.00x"]
+    assert h2load[8:11] == ["25", "150", "0.17x"]
+    assert cells["python-grpc"][5:11] == ["10,000", "3,000", "3.33x", "40", "200", "0.20x"]
+    # The scenario table names each floor's server in its variant column.
+    table = report.scenario_table(floors())
+    assert sum("| bare pygrpc-native |" in row for row in table) == 2
+
+
+def test_a_run_without_pygrpc_native_says_why_its_floor_is_missing() -> None:
+    without = [m for m in floors() if m["variant"] != "bare pygrpc-native"]
+    (line,) = report.other_floors_table(without)
+    assert "pip install -e '.[native]'" in line

@@ -52,6 +52,9 @@ TRACED_PREFIX = "/trading.v1."
 _OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 _provider: TracerProvider | None = None
+# What instrument_grpc() puts first on every grpc.aio server; the patched
+# grpc.aio.server and server_interceptors() hand out this one list.
+_server_first: list[grpc.aio.ServerInterceptor] = []
 
 
 def is_traced(details: Any) -> bool:
@@ -113,7 +116,8 @@ def instrument_grpc(provider: TracerProvider | None = None, *, servers: bool = T
     Unary calls get the lean spans of grpc_spans.py (the stock interceptors cost
     ~60 µs per call and side even unsampled); streams keep the stock client ones."""
     if servers and not getattr(grpc.aio.server, _PATCHED, False):
-        grpc.aio.server = _with_server_spans(grpc.aio.server, ServerSpans(provider))
+        _server_first[:] = [ServerSpans(provider)]
+        grpc.aio.server = _prepending(grpc.aio.server, _server_first)
     if not getattr(grpc.aio.insecure_channel, _PATCHED, False):
         spans = ClientSpans(provider)
         streams = aio_client_interceptors(tracer_provider=provider, filter_=is_traced)[1:]
@@ -140,9 +144,11 @@ def _prepending(make: Any, first: list[Any], then: Any = None) -> Any:
     return functools.update_wrapper(wrapper, make)
 
 
-def _with_server_spans(make_server: Any, spans: ServerSpans) -> Any:
-    """grpc.aio.server with the span interceptor first: its span covers the others."""
-    return _prepending(make_server, [spans])
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors instrument_grpc() puts first on every grpc.aio.server()
+    (none before it ran): the span interceptor, so its span covers the others. A
+    server not made by grpc.aio.server() (native_server.py) puts them first itself."""
+    return list(_server_first)
 
 
 def _with_client_spans(make_channel: Any, spans: ClientSpans, streams: list[Any]) -> Any:
