@@ -7,15 +7,13 @@
 
 Writes results.json (machine, versions, settings, every figure), report.md and
 PNG plots to --out (default bench/results/<timestamp>), printing one line per
-figure as it goes. `--scenarios layers` adds the mesh's per-layer costs
-(bench/layers.py) when that module is present.
+figure as it goes. The last scenario, `layers`, is the mesh's cost layer by
+layer (bench/layers.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import inspect
 import json
 import os
 import shlex
@@ -32,9 +30,7 @@ from bench.measurement import Measurement
 from bench.runner import Runner, RunSettings, now_stamp
 from bench.scenarios.plan import SCENARIOS, Stage, build
 
-# bench/layers.py takes ~55 s (six 5 s variants and the interceptor timings): opt-in.
-
-DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "layers")
+DEFAULT_SCENARIOS = SCENARIOS
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -52,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default=",".join(DEFAULT_SCENARIOS),
-        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all but layers)",
+        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)",
     )
     parser.add_argument(
         "--workdir",
@@ -105,18 +101,10 @@ def check_tools(scenarios: Sequence[str]) -> None:
 
 
 def run_layers(quick: bool, progress: Any) -> list[Measurement]:
-    """bench/layers.py's per-layer costs, when that module is present."""
-    if importlib.util.find_spec("bench.layers") is None:
-        progress("layers: bench/layers.py is not present; skipped")
-        return []
-    import asyncio
-
+    """bench/layers.py's per-layer costs (its own processes, not a mesh stage)."""
     from bench import layers
 
-    result = layers.run_layers(quick=quick, progress=progress)
-    if inspect.isawaitable(result):
-        result = asyncio.run(result)  # type: ignore[arg-type]
-    return list(result)
+    return layers.run_layers(quick=quick, progress=progress)
 
 
 def run_stage(stage: Stage, runner: Runner) -> None:
