@@ -89,6 +89,29 @@ class BoundedStream(Generic[T]):
         self._items.clear()
         return taken
 
+    async def next_batch(self, limit: int) -> list[T]:
+        """Waits for one item, then takes every item readable now, up to `limit`,
+        in order; never waits to fill the batch (a batching writer sends at once).
+        [] once the stream has ended normally; raises its error like a read."""
+        initial, items, ready = self._initial, self._items, self._ready
+        while not initial and not items:
+            if self._closed:
+                if self._failure is not None:
+                    raise self._failure
+                return []
+            ready.clear()
+            await ready.wait()
+        if not initial and len(items) <= limit:  # the common case: take them all
+            batch = list(items)
+            items.clear()
+            return batch
+        batch = []
+        while initial and len(batch) < limit:
+            batch.append(initial.popleft())
+        while items and len(batch) < limit:
+            batch.append(items.popleft())
+        return batch
+
     def __aiter__(self) -> Self:
         return self
 

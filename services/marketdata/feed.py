@@ -1,13 +1,19 @@
-"""Follows the matching engine's event feed (MatchingEngine.StreamEvents) and
+"""Follows the matching engine's event feed (MatchingEngine.StreamEventBatches) and
 turns each event into quote-board updates and fanout publications.
 
-A background task keeps one StreamEvents call open to the engine. When the
-stream ends or fails it reconnects with capped exponential backoff (`discovery.Backoff`):
-0.1 s doubling to 5 s, each delay jittered by ±20% (gRPC's own connection-backoff
-jitter) so the workers of every market-data instance do not reconnect in step.
-Each attempt uses a fresh channel, so this backoff is the only one at play. It logs
-one line per state change (connected, lost with its reason and the next delay),
-never one per event or per identical failed attempt.
+A background task keeps one StreamEventBatches call open to the engine: the
+StreamEvents feed, several events per message, which saves both ends a stream
+message per event. An engine that answers UNIMPLEMENTED (an older version, mid
+rolling upgrade) is followed with StreamEvents on that connection instead, said
+once per engine in the log; each new connection tries batches again, so an
+upgraded engine is picked up by its next connection.
+
+When the stream ends or fails it reconnects with capped exponential backoff
+(`discovery.Backoff`): 0.1 s doubling to 5 s, each delay jittered by ±20% (gRPC's
+own connection-backoff jitter) so the workers of every market-data instance do not
+reconnect in step. Each attempt uses a fresh channel, so this backoff is the only
+one at play. It logs one line per state change (connected, lost with its reason
+and the next delay), never one per event or per identical failed attempt.
 
 Trades are never skipped silently (see fanout.py), so when a reconnected feed
 does not continue exactly where the last one stopped (its first event has another
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
 import grpc
@@ -36,7 +42,7 @@ from clients.channel_options import plaintext_channel
 from discovery import Backoff
 from services.errors import Unavailable
 from services.marketdata.grpc_adapter import MarketDataFanout, quote_from_proto, quote_to_proto
-from services.marketdata.quotes import QuoteBoard
+from services.marketdata.quotes import Quote, QuoteBoard
 from trading.v1 import matching_pb2, matching_pb2_grpc
 
 _LOGGER = logging.getLogger(__name__)
@@ -74,6 +80,8 @@ class MatchingFeed:
         self._synced: set[str] = set()
         # Sequence of the last event received: where a reconnected feed must go on.
         self._sequence = 0
+        # Set once this engine answered StreamEventBatches with UNIMPLEMENTED.
+        self._fallback_logged = False
 
     @property
     def connected(self) -> bool:
@@ -108,13 +116,37 @@ class MatchingFeed:
         await self.stop()
 
     def apply(self, event: matching_pb2.MarketEvent) -> None:
-        """Hot path, once per feed event: update the board, publish what changed.
+        """Hot path, once per feed event: update the board, publish what changed."""
+        quote = self._update(event)
+        if quote is not None:
+            self._fanout.publish_quote(quote.symbol, quote_to_proto(quote))
+
+    def apply_batch(self, events: Iterable[matching_pb2.MarketEvent]) -> None:
+        """Hot path, once per feed batch: `events` as `apply` would, in order,
+        except that each symbol's quote is published once, its newest, after the
+        batch. Subscribers see the same: quotes are conflated per subscriber, and
+        none reads between two events of a batch applied without an await (the
+        dict keeps each symbol where it first changed, as a subscriber's pending
+        quotes do)."""
+        update = self._update
+        changed: dict[str, Quote] = {}
+        for event in events:
+            quote = update(event)
+            if quote is not None:
+                changed[quote.symbol] = quote
+        publish = self._fanout.publish_quote
+        for symbol, quote in changed.items():
+            publish(symbol, quote_to_proto(quote))
+
+    def _update(self, event: matching_pb2.MarketEvent) -> Quote | None:
+        """Applies one event to the board and publishes its trade; returns the
+        symbol's new quote to publish, or None when nothing changed.
 
         The first quote of each symbol on a connection is the engine's current
         quote (the feed starts with one per symbol) and is applied as a snapshot;
         later ones are live book-top changes.
         """
-        board, fanout = self._board, self._fanout
+        board = self._board
         if event.HasField("trade"):
             trade = event.trade
             symbol = trade.symbol
@@ -127,9 +159,9 @@ class MatchingFeed:
                 # the order service, which reports fills to their owners.
                 for private in _PRIVATE_TRADE_FIELDS:
                     trade.ClearField(private)
-                fanout.publish_trade(symbol, trade)
-                fanout.publish_quote(symbol, quote_to_proto(quote))
-        elif event.HasField("quote"):
+                self._fanout.publish_trade(symbol, trade)
+            return quote
+        if event.HasField("quote"):
             message = event.quote
             symbol = message.symbol
             self._sequence = message.sequence
@@ -146,8 +178,8 @@ class MatchingFeed:
             else:
                 self._synced.add(symbol)
                 quote = board.apply_snapshot(quote_from_proto(message))
-            if quote is not None:
-                fanout.publish_quote(symbol, quote_to_proto(quote))
+            return quote
+        return None
 
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
@@ -213,22 +245,61 @@ class MatchingFeed:
         )
 
     async def _stream_once(self) -> str:
-        """Follows one StreamEvents call until it ends; returns why it ended."""
+        """Follows one feed call until it ends; returns why it ended."""
         self._synced = set()
         channel = self._open_channel(self.address)
         try:
             stub = matching_pb2_grpc.MatchingEngineStub(channel)
-            call = stub.StreamEvents(matching_pb2.StreamEventsRequest(symbols=self.symbols))
-            apply = self.apply
-            async for event in call:
-                if not self._connected:
-                    self._connected = True
-                    _LOGGER.info("matching feed %s connected", self.address)
-                    first = event.trade if event.HasField("trade") else event.quote
-                    self._check_continuity(first.sequence)
-                apply(event)
-            return "the engine ended the stream"
+            request = matching_pb2.StreamEventsRequest(symbols=self.symbols)
+            try:
+                return await self._follow_batches(stub, request)
+            except grpc.aio.AioRpcError as err:
+                # An engine without the method answers at once, before any event.
+                if err.code() != grpc.StatusCode.UNIMPLEMENTED or self._connected:
+                    raise
+                self._log_fallback()
+            return await self._follow_events(stub, request)
         except grpc.aio.AioRpcError as err:
             return f"{err.code().name}: {err.details()}"
         finally:
             await channel.close()
+
+    async def _follow_batches(
+        self, stub: matching_pb2_grpc.MatchingEngineStub, request: matching_pb2.StreamEventsRequest
+    ) -> str:
+        apply_batch = self.apply_batch
+        async for batch in stub.StreamEventBatches(request):
+            events = batch.events
+            if not events:
+                continue
+            if not self._connected:
+                self._on_connected(events[0])
+            apply_batch(events)
+        return "the engine ended the stream"
+
+    async def _follow_events(
+        self, stub: matching_pb2_grpc.MatchingEngineStub, request: matching_pb2.StreamEventsRequest
+    ) -> str:
+        apply = self.apply
+        async for event in stub.StreamEvents(request):
+            if not self._connected:
+                self._on_connected(event)
+            apply(event)
+        return "the engine ended the stream"
+
+    def _on_connected(self, first: matching_pb2.MarketEvent) -> None:
+        self._connected = True
+        _LOGGER.info("matching feed %s connected", self.address)
+        message = first.trade if first.HasField("trade") else first.quote
+        self._check_continuity(message.sequence)
+
+    def _log_fallback(self) -> None:
+        # Once per engine: every reconnect to an older engine falls back again.
+        level = logging.DEBUG if self._fallback_logged else logging.INFO
+        self._fallback_logged = True
+        _LOGGER.log(
+            level,
+            "matching feed %s: the engine has no StreamEventBatches (an older version); "
+            "following StreamEvents",
+            self.address,
+        )

@@ -96,6 +96,12 @@ class MarketEvent(_message.Message):
     quote: _common_pb2.Quote
     def __init__(self, trade: _Optional[_Union[_common_pb2.Trade, _Mapping]] = ..., quote: _Optional[_Union[_common_pb2.Quote, _Mapping]] = ...) -> None: ...
 
+class MarketEventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[MarketEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[MarketEvent, _Mapping]]] = ...) -> None: ...
+
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("symbol", "orders")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]

@@ -56,6 +56,11 @@ class MatchingEngineStub:
                 request_serializer=trading_dot_v1_dot_matching__pb2.StreamEventsRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_matching__pb2.MarketEvent.FromString,
                 _registered_method=True)
+        self.StreamEventBatches = channel.unary_stream(
+                '/trading.v1.MatchingEngine/StreamEventBatches',
+                request_serializer=trading_dot_v1_dot_matching__pb2.StreamEventsRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_matching__pb2.MarketEventBatch.FromString,
+                _registered_method=True)
         self.SubmitBatch = channel.unary_unary(
                 '/trading.v1.MatchingEngine/SubmitBatch',
                 request_serializer=trading_dot_v1_dot_matching__pb2.SubmitBatchRequest.SerializeToString,
@@ -100,6 +105,17 @@ class MatchingEngineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamEventBatches(self, request, context):
+        """The same feed as StreamEvents (same events, same order, same snapshot
+        quotes first, same errors), several events per message: each message
+        carries every event queued for this subscriber since the last one was
+        sent, up to 256. The engine never waits to fill a message, so an event
+        is sent as soon as StreamEvents would send it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubmitBatch(self, request, context):
         """Matches many orders in one call: each exactly as Submit would (same
         checks, same idempotency on order_id), in request order, so one symbol's
@@ -133,6 +149,11 @@ def add_MatchingEngineServicer_to_server(servicer, server):
                     servicer.StreamEvents,
                     request_deserializer=trading_dot_v1_dot_matching__pb2.StreamEventsRequest.FromString,
                     response_serializer=trading_dot_v1_dot_matching__pb2.MarketEvent.SerializeToString,
+            ),
+            'StreamEventBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEventBatches,
+                    request_deserializer=trading_dot_v1_dot_matching__pb2.StreamEventsRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_matching__pb2.MarketEventBatch.SerializeToString,
             ),
             'SubmitBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitBatch,
@@ -250,6 +271,33 @@ class MatchingEngine:
             '/trading.v1.MatchingEngine/StreamEvents',
             trading_dot_v1_dot_matching__pb2.StreamEventsRequest.SerializeToString,
             trading_dot_v1_dot_matching__pb2.MarketEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEventBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trading.v1.MatchingEngine/StreamEventBatches',
+            trading_dot_v1_dot_matching__pb2.StreamEventsRequest.SerializeToString,
+            trading_dot_v1_dot_matching__pb2.MarketEventBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,7 @@ def reserve(account: str = "acc-1", rid: str = "r-1") -> risk_pb2.ReserveRequest
         (MATCHING + "Submit", {"orders"}),
         (MATCHING + "Cancel", {"orders"}),
         (MATCHING + "StreamEvents", {"orders", "marketdata"}),
+        (MATCHING + "StreamEventBatches", {"orders", "marketdata"}),
         (RISK + "GetAccount", {"client", "orders"}),
         (RISK + "Reserve", {"orders"}),
         (RISK + "ApplyFill", {"orders"}),
