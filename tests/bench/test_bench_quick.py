@@ -17,11 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from bench.scenarios.plan import SCENARIOS
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 200  # the run itself takes under a minute
 C_GRPC = "ghz" if shutil.which("ghz") else "h2load"  # the gRPC C load generator
+# Every scenario but layers, whose own processes and in-process timings
+# tests/bench/test_layers.py covers.
+MESH_SCENARIOS = tuple(s for s in SCENARIOS if s != "layers")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         pytest.fail(f"{', '.join(missing)} not installed: run `make bench-tools`")
     out = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "bench", "--quick", "--out", str(out)]
-    command += ["--workdir", str(out / "work")]
+    command += ["--workdir", str(out / "work"), "--scenarios", ",".join(MESH_SCENARIOS)]
     done = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
     )
