@@ -121,7 +121,7 @@ def cpu_seconds(pid: int) -> float:
 # -- the server side ---------------------------------------------------------------
 
 
-def _quote_servicer() -> Any:
+def quote_servicer() -> Any:
     from trading.v1 import common_pb2, marketdata_pb2_grpc
 
     quote = common_pb2.Quote(
@@ -146,7 +146,7 @@ async def _serve(kind: str, tls_dir: Path, trace_file: Path) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    servicer = _quote_servicer()
+    servicer = quote_servicer()
     if kind == "bare":
         # One process, two ports: plaintext and mTLS (the mesh's own server credentials).
         from services.runtime.tls import server_credentials
@@ -231,7 +231,7 @@ async def _open_call(
     return (lambda: stub.GetQuote(request, timeout=5)), mesh.close
 
 
-async def _closed_loop(
+async def closed_loop(
     call: Callable[[], Awaitable[Any]], *, concurrency: int, seconds: float
 ) -> tuple[list[float], int, float]:
     import grpc
@@ -274,10 +274,10 @@ async def _client(args: argparse.Namespace) -> None:
                 opened[line] = await _open_call(channel_kind, address, tls_dir)
                 warmup = args.warmup
             call = opened[line][0]
-            await _closed_loop(call, concurrency=args.concurrency, seconds=warmup)
+            await closed_loop(call, concurrency=args.concurrency, seconds=warmup)
             print("window", flush=True)
             cpu = time.process_time()
-            latencies, errors, elapsed = await _closed_loop(
+            latencies, errors, elapsed = await closed_loop(
                 call, concurrency=args.concurrency, seconds=args.seconds
             )
             cpu = time.process_time() - cpu

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.drivers import h2load
-from bench.layers import _quote_servicer
+from bench.layers import closed_loop, quote_servicer
 from bench.measurement import summarize_latencies
 
 SERVERS = ("grpc.aio", "pygrpc-native")
@@ -109,7 +109,7 @@ async def _start_mesh(kind: str, servicer: Any) -> tuple[int, Callable[[], Await
 
 async def _serve(kind: str) -> None:
     """Serves until stdin closes or SIGTERM; answers `count` with the calls served."""
-    servicer = _quote_servicer()
+    servicer = quote_servicer()
     constant = servicer.GetQuote
     served = 0
 
@@ -141,29 +141,6 @@ async def _serve(kind: str) -> None:
 # -- the Python client process -----------------------------------------------------
 
 
-async def _closed_loop(call: Any, seconds: float) -> tuple[list[float], int, float]:
-    import grpc
-
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.monotonic() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.monotonic() < stop_at:
-            started = time.perf_counter()
-            try:
-                await call()
-            except grpc.aio.AioRpcError:
-                errors += 1
-                continue
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return latencies, errors, time.perf_counter() - started
-
-
 async def _client(warmup: float, seconds: float) -> None:
     """For each `run <address>` line on stdin: warms up on a new grpc.aio channel,
     prints `window`, waits for a `go` line, measures, prints one JSON line. Ends
@@ -180,11 +157,13 @@ async def _client(warmup: float, seconds: float) -> None:
             get_quote = marketdata_pb2_grpc.MarketDataServiceStub(channel).GetQuote
             call = functools.partial(get_quote, request, timeout=5)
 
-            await _closed_loop(call, warmup)
+            await closed_loop(call, concurrency=CONCURRENCY, seconds=warmup)
             print("window", flush=True)
             await loop.run_in_executor(None, sys.stdin.readline)  # "go": counters read
             cpu = time.process_time()
-            latencies, errors, elapsed = await _closed_loop(call, seconds)
+            latencies, errors, elapsed = await closed_loop(
+                call, concurrency=CONCURRENCY, seconds=seconds
+            )
             cpu = time.process_time() - cpu
         result = {"latencies": latencies, "errors": errors, "elapsed": elapsed, "cpu": cpu}
         print(json.dumps(result), flush=True)
