@@ -40,7 +40,7 @@ from bench.scenarios.common import Step, python_driver, python_spec, unique_tag
 # more per 500 subscribers. With 1 s per 500, half of 1,000 streams (either
 # transport) had not delivered even their start-of-stream quotes by the end of
 # the window on this busy 2-core machine (the feeder runs meanwhile); with 5 s,
-# 7% of the gRPC ones.
+# all of them (since market data caps its writes in flight).
 _SUBSCRIBE_S = 1.5
 _SUBSCRIBE_PER_500_S = 5.0
 SUBSCRIBERS_PER_PROCESS = 250  # what one Python reader process keeps up with, roughly

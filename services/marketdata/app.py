@@ -14,7 +14,7 @@ from services.instruments import InstrumentCatalog
 from services.marketdata.engines import EngineFeeds
 from services.marketdata.fanout import DEFAULT_TRADE_QUEUE_SIZE
 from services.marketdata.grpc_adapter import (
-    DEFAULT_WRITES_PER_TURN,
+    DEFAULT_WRITES_IN_FLIGHT,
     MarketDataFanout,
     MarketDataServicer,
 )
@@ -47,11 +47,11 @@ class MarketDataSettings(ServerSettings):
         ge=1,
         description="trades a StreamTrades subscriber may fall behind before it is disconnected",
     )
-    writes_per_turn: int = Field(
-        DEFAULT_WRITES_PER_TURN,
+    writes_in_flight: int = Field(
+        DEFAULT_WRITES_IN_FLIGHT,
         ge=1,
-        description="gRPC stream writes that may start per event-loop turn, so the engine "
-        "feed keeps up however many subscribers wait (services/marketdata/pacing.py)",
+        description="gRPC stream writes in flight at once, so the engine feed keeps up "
+        "however many subscribers wait (services/marketdata/pacing.py)",
     )
 
 
@@ -62,7 +62,7 @@ async def build_services(settings: MarketDataSettings) -> AsyncIterator[list[Ser
     ends with UNAVAILABLE, then the followers stop."""
     board = QuoteBoard(InstrumentCatalog.default())
     fanout: MarketDataFanout = MarketDataFanout(trade_queue_size=settings.trade_queue_size)
-    servicer = MarketDataServicer(board, fanout, settings.writes_per_turn)
+    servicer = MarketDataServicer(board, fanout, settings.writes_in_flight)
     async with open_mesh(settings, {"matching": settings.matching_address}) as mesh:
         engines = EngineFeeds((await mesh.channel(MATCHING)).pool, board, fanout)
         engines.start()

@@ -20,10 +20,10 @@ from trading.v1 import common_pb2, marketdata_pb2, marketdata_pb2_grpc
 # many subscribers receive it.
 MarketDataFanout = Fanout[common_pb2.Quote, common_pb2.Trade]
 
-# Stream writes that may start per event-loop turn (pacing.py): few enough that
-# a turn stays well under a millisecond, so the engine's feed (one event per
-# turn) keeps ahead of the engine; enough that an idle turn is never wasted.
-DEFAULT_WRITES_PER_TURN = 16
+# Stream writes in flight at once (pacing.py): few enough that a feed read does
+# not queue behind hundreds of writes in grpc, enough to keep grpc busy. 32 kept
+# the feed within ~5 ms of the engine with 1,000 subscribers (bench/profiles/fanout.md).
+DEFAULT_WRITES_IN_FLIGHT = 32
 
 
 def quote_to_proto(quote: Quote) -> common_pb2.Quote:
@@ -69,24 +69,24 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
     Trade streams also end with UNAVAILABLE when the engine's feed had a gap
     (services/marketdata/feed.py), and every stream does when the server stops.
 
-    Every write of both streams takes its turn from one WriteBudget
-    (pacing.py), so however many subscribers there are, the feed is read as
-    fast as the engine writes it, and quotes are conflated here instead of
-    aging in the feed's transport buffers. Each write is awaited (grpc.aio
-    resumes the generator once grpc has taken the message), so a stream never
-    hands grpc more than its reader's flow-control window lets through; beyond
-    that, its quotes wait here, conflated.
+    Every write of both streams holds a share of one WriteBudget (pacing.py)
+    until grpc has taken it, so however many subscribers there are, few writes
+    are in flight, the feed is read as fast as the engine writes it, and quotes
+    are conflated here instead of aging in the feed's transport buffers. Each
+    write is awaited (grpc.aio resumes the generator once grpc has taken the
+    message), so a stream never hands grpc more than its reader's flow-control
+    window lets through; beyond that, its quotes wait here, conflated.
     """
 
     def __init__(
         self,
         board: QuoteBoard,
         fanout: MarketDataFanout,
-        writes_per_turn: int = DEFAULT_WRITES_PER_TURN,
+        writes_in_flight: int = DEFAULT_WRITES_IN_FLIGHT,
     ) -> None:
         self._board = board
         self._fanout = fanout
-        self._budget = WriteBudget(writes_per_turn)
+        self._budget = WriteBudget(writes_in_flight)
 
     async def GetQuote(
         self, request: marketdata_pb2.GetQuoteRequest, context: grpc.aio.ServicerContext
@@ -103,15 +103,19 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         # Leaving the block (client cancel, server stop) unsubscribes.
         with self._fanout.subscribe_quotes(symbols, current) as subscription:
             while True:
-                # Our turn first, then the read: a quote replaced while this
-                # stream waited for its turn is never sent.
+                # A share first, then the read: a quote replaced while this
+                # stream waited for its share is never sent.
                 await subscription.wait()
-                await budget.acquire()
+                ticket = await budget.acquire()
                 try:
                     quote = await anext(subscription)  # does not wait: wait() said so
                 except StopAsyncIteration:
+                    budget.release(ticket)
                     return
-                yield quote
+                try:
+                    yield quote  # resumes once grpc has taken it
+                finally:  # also when the stream ends at the yield
+                    budget.release(ticket)
 
     async def StreamTrades(
         self, request: marketdata_pb2.StreamTradesRequest, context: grpc.aio.ServicerContext
@@ -120,5 +124,8 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         budget = self._budget
         with self._fanout.subscribe_trades(symbols) as subscription:
             async for trade in subscription:
-                await budget.acquire()  # trades queue (bounded) while they wait
-                yield trade
+                ticket = await budget.acquire()  # trades queue (bounded) while they wait
+                try:
+                    yield trade
+                finally:
+                    budget.release(ticket)

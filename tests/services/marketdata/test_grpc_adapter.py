@@ -248,3 +248,35 @@ async def test_a_slow_quote_reader_is_conflated_not_queued() -> None:
         assert len(read) < published // 4, f"{len(read)} stale quotes queued for a slow reader"
         assert [q.sequence for q in read] == sorted(q.sequence for q in read)
         slow.cancel()
+
+
+async def test_a_reader_that_stopped_reading_does_not_hold_the_write_budget() -> None:
+    """With one write in flight allowed, a reader that stopped reading (its
+    write stuck on a full flow-control window) would hold the only share for
+    good; it is counted out as stalled, so another subscriber still gets its
+    quotes."""
+    fanout: MarketDataFanout = Fanout()
+    binding = ServiceBinding(
+        SERVICE_NAME,
+        MarketDataServicer(QuoteBoard(CATALOG), fanout, writes_in_flight=1),
+        marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server,
+    )
+    published = 20_000
+    request = marketdata_pb2.StreamQuotesRequest(symbols=["AAPL"])
+    async with (
+        serving([binding]) as address,
+        plaintext_channel(address, [("grpc.http2.bdp_probe", 0)]) as stuck_channel,
+        plaintext_channel(address) as channel,
+    ):
+        stuck = Stub(stuck_channel).StreamQuotes(request)
+        assert (await stuck.read()).symbol == "AAPL"  # subscribed; now it stops reading
+        for n in range(1, published + 1):  # far more than its window holds
+            fanout.publish_quote("AAPL", common_pb2.Quote(symbol="AAPL", sequence=n))
+            await asyncio.sleep(0)
+        live = Stub(channel).StreamQuotes(request)
+        first = await asyncio.wait_for(live.read(), timeout=10.0)
+        assert first.symbol == "AAPL"  # its start-of-stream quote (the board's)
+        fanout.publish_quote("AAPL", common_pb2.Quote(symbol="AAPL", sequence=published + 1))
+        assert (await asyncio.wait_for(live.read(), timeout=10.0)).sequence == published + 1
+        live.cancel()
+        stuck.cancel()
