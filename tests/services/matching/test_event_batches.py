@@ -5,41 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import grpc
 import pytest
 
-from clients.channel_options import plaintext_channel
 from services.instruments import DEFAULT_INSTRUMENTS, InstrumentCatalog
-from services.matching.app import SERVICE_NAME, MatchingSettings
 from services.matching.engine import MatchingEngine
-from services.matching.grpc_adapter import MAX_EVENTS_PER_BATCH, MatchingEngineServicer
+from services.matching.grpc_adapter import MAX_EVENTS_PER_BATCH
 from services.model import OrderType, Side, TimeInForce
-from services.runtime.server import ServiceBinding, serving
-from tests.services.matching.test_grpc_adapter import bad_request
-from trading.v1 import matching_pb2, matching_pb2_grpc
-
-
-@dataclass
-class Harness:
-    engine: MatchingEngine
-    stub: matching_pb2_grpc.MatchingEngineStub
-
-
-async def engine_server(queue_size: int) -> AsyncIterator[Harness]:
-    engine = MatchingEngine(
-        InstrumentCatalog(DEFAULT_INSTRUMENTS), engine_id="me-test", feed_queue_size=queue_size
-    )
-    binding = ServiceBinding(
-        SERVICE_NAME,
-        MatchingEngineServicer(engine),
-        matching_pb2_grpc.add_MatchingEngineServicer_to_server,
-    )
-    async with serving([binding], MatchingSettings(port=0)) as address:
-        async with plaintext_channel(address) as channel:
-            yield Harness(engine, matching_pb2_grpc.MatchingEngineStub(channel))
-        engine.close()
+from tests.services.matching.test_grpc_adapter import Harness, bad_request, engine_server
+from trading.v1 import matching_pb2
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ class Harness:
     stub: matching_pb2_grpc.MatchingEngineStub
 
 
-@pytest.fixture
-async def matching() -> AsyncIterator[Harness]:
+async def engine_server(queue_size: int) -> AsyncIterator[Harness]:
+    """A real engine server whose event feed holds `queue_size` events per consumer."""
     engine = MatchingEngine(
-        InstrumentCatalog(DEFAULT_INSTRUMENTS), engine_id="me-test", feed_queue_size=2
+        InstrumentCatalog(DEFAULT_INSTRUMENTS), engine_id="me-test", feed_queue_size=queue_size
     )
     binding = ServiceBinding(
         SERVICE_NAME,
@@ -43,6 +43,12 @@ async def matching() -> AsyncIterator[Harness]:
         async with plaintext_channel(address) as channel:
             yield Harness(engine, matching_pb2_grpc.MatchingEngineStub(channel))
         engine.close()
+
+
+@pytest.fixture
+async def matching() -> AsyncIterator[Harness]:
+    async for harness in engine_server(queue_size=2):
+        yield harness
 
 
 def order(
