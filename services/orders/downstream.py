@@ -41,7 +41,7 @@ from services.orders.ports import (
     SubmitDue,
     Trade,
 )
-from services.orders.risk_batches import Outcomes, OwnerGroup, owner_groups
+from services.orders.risk_batches import Outcomes, OwnerGroup, settle_by_owner
 from services.runtime.status import error_from_rpc
 from trading.v1 import common_pb2, matching_pb2, matching_pb2_grpc, risk_pb2, risk_pb2_grpc
 
@@ -129,10 +129,9 @@ class GrpcRisk:
         return bool(reply.replayed)
 
     async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
-        outcomes = Outcomes(len(fills), len(releases))
-        groups = owner_groups(fills, releases, self._owner)
-        await asyncio.gather(*(self._settle(g, fills, releases, outcomes) for g in groups))
-        return outcomes.settled()
+        return await settle_by_owner(
+            fills, releases, self._owner, lambda g, out: self._settle(g, fills, releases, out)
+        )
 
     async def _settle(
         self,

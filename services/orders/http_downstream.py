@@ -36,7 +36,7 @@ from services.orders.ports import (
     SubmitDue,
     Trade,
 )
-from services.orders.risk_batches import Outcomes, OwnerGroup, owner_groups
+from services.orders.risk_batches import Outcomes, OwnerGroup, settle_by_owner
 from services.runtime.rest.problems import error_from_problem
 from trading.v1 import common_pb2
 
@@ -182,10 +182,9 @@ class HttpRisk:
         return bool(reply.get("replayed", False))
 
     async def settle(self, fills: Sequence[FillDue], releases: Sequence[ReleaseDue]) -> Settled:
-        outcomes = Outcomes(len(fills), len(releases))
-        groups = owner_groups(fills, releases, self._owner)
-        await asyncio.gather(*(self._settle(g, fills, releases, outcomes) for g in groups))
-        return outcomes.settled()
+        return await settle_by_owner(
+            fills, releases, self._owner, lambda g, out: self._settle(g, fills, releases, out)
+        )
 
     async def _settle(
         self,

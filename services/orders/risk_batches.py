@@ -20,7 +20,8 @@ trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -84,6 +85,19 @@ class Outcomes:
 
     def settled(self) -> Settled:
         return Settled(tuple(self.fills), tuple(self.releases))
+
+
+async def settle_by_owner(
+    fills: Sequence[FillDue],
+    releases: Sequence[ReleaseDue],
+    owner: Callable[[str], str | None],
+    send: Callable[[OwnerGroup, Outcomes], Awaitable[None]],
+) -> Settled:
+    """One settle() of a transport's port: `send` makes one call per owner group,
+    concurrently, and fills in its items' outcomes."""
+    outcomes = Outcomes(len(fills), len(releases))
+    await asyncio.gather(*(send(g, outcomes) for g in owner_groups(fills, releases, owner)))
+    return outcomes.settled()
 
 
 class SettleBatcher:
